@@ -1,0 +1,92 @@
+"""Offline geography: ZIP centroids (the `zipcodes` package) and distances in miles.
+
+Distances are straight lines between ZIP centroids: right for "within 10 miles of our North
+site", not for driving times (routes multiply by a road factor).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import zipcodes
+from django.db.models import F, FloatField, Func, Q, Value
+from django.db.models.expressions import Combinable
+from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
+
+EARTH_RADIUS_MILES = 3958.8
+ZIP_RE = re.compile(r"^\s*(\d{5})(?:[-\s]?(\d{4}))?\s*$")
+
+
+@dataclass(frozen=True)
+class ZipInfo:
+    zip5: str
+    city: str
+    state: str
+    county: str
+    latitude: float
+    longitude: float
+
+
+def normalize_zip(value: str) -> str | None:
+    """'43215', '43215-1234', '432151234' -> '43215' / '43215-1234'; None when malformed."""
+    m = ZIP_RE.match(value or "")
+    if not m:
+        return None
+    return f"{m.group(1)}-{m.group(2)}" if m.group(2) else m.group(1)
+
+
+@lru_cache(maxsize=50_000)
+def zip_info(zip_code: str) -> ZipInfo | None:
+    norm = normalize_zip(zip_code)
+    if norm is None:
+        return None
+    matches = zipcodes.matching(norm[:5])
+    if not matches:
+        return None
+    z = matches[0]
+    return ZipInfo(
+        z["zip_code"], z["city"], z["state"], z.get("county") or "", float(z["lat"]), float(z["long"])
+    )
+
+
+def haversine_miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(a)))
+
+
+def bounding_box(lat: float, lon: float, miles: float, lat_field: str, lon_field: str) -> Q:
+    """A cheap index-friendly box around a point, refined by the exact distance afterwards."""
+    dlat = miles / 69.0
+    dlon = miles / max(1e-6, 69.172 * math.cos(math.radians(lat)))
+    return Q(
+        **{
+            f"{lat_field}__gte": lat - dlat,
+            f"{lat_field}__lte": lat + dlat,
+            f"{lon_field}__gte": lon - dlon,
+            f"{lon_field}__lte": lon + dlon,
+        }
+    )
+
+
+def distance_expression(lat_field: str, lon_field: str, lat: float, lon: float) -> Combinable:
+    """Great-circle distance in miles from (lat, lon) to the row's point, in SQL (SQLite and PostgreSQL)."""
+    lat1, lon1 = Radians(Value(lat)), Radians(Value(lon))
+    lat2, lon2 = Radians(F(lat_field)), Radians(F(lon_field))
+    a = Power(Sin((lat2 - lat1) / 2), 2) + Cos(lat1) * Cos(lat2) * Power(Sin((lon2 - lon1) / 2), 2)
+    clamped = Least(Value(1.0), Sqrt(a), output_field=FloatField())
+    return Value(2 * EARTH_RADIUS_MILES) * ASin(clamped, output_field=FloatField())
+
+
+def nearest_distance_expression(
+    lat_field: str, lon_field: str, points: list[tuple[float, float]]
+) -> Func | Combinable:
+    """Distance to the nearest of several points (our sites)."""
+    exprs = [distance_expression(lat_field, lon_field, lat, lon) for lat, lon in points]
+    if len(exprs) == 1:
+        return exprs[0]
+    return Least(*exprs, output_field=FloatField())

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+
+from liaison.core.models import JobRun
+from liaison.directory import selectors as directory
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/home.html", {"nav": "home", **directory.directory_summary()})
+
+
+@login_required
+def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """A job's progress; polled by htmx every second until it finishes. Users see their own jobs,
+    admins and managers everyone's."""
+    qs = JobRun.objects.all()
+    if not request.user.has_role("admin", "manager"):
+        qs = qs.filter(created_by=request.user)
+    run = get_object_or_404(qs, pk=pk)
+    template = "core/_job.html" if request.htmx else "core/job.html"
+    return render(request, template, {"run": run})
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """For the load balancer: the process is up and the database answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from liaison.api import api
+
+urlpatterns = [
+    path("", include("liaison.core.urls")),
+    path("accounts/", include("liaison.accounts.urls")),
+    path("audit/", include("liaison.audit.urls")),
+    path("directory/", include("liaison.directory.urls")),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,20 @@
+"""Test settings: the real settings, with jobs run inline and plain static files.
+
+The database comes from DATABASE_URL like in production: `make test` runs the suite once on
+SQLite and once on PostgreSQL.
+"""
+
+import os
+
+os.environ.setdefault("STATICFILES_STORAGE", "django.contrib.staticfiles.storage.StaticFilesStorage")
+os.environ.setdefault("IDLE_TIMEOUT_MINUTES", "15")
+
+from liaison.settings import *  # noqa: F403
+
+TASKS = {
+    "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
+    "database": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]  # noqa: F405 (speed)
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
