@@ -194,6 +194,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "liaison" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -227,5 +228,4 @@ LOGGING = {
 LIAISON_ORGANISATION_NAME = env.str("LIAISON_ORGANISATION_NAME", default="")
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 500
-FORMS_URLFIELD_ASSUME_HTTPS = True
 FORM_RENDERER = "liaison.core.forms.LiaisonFormRenderer"

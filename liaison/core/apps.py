@@ -7,4 +7,4 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from liaison.core import checks  # noqa: F401  (registers the system checks)
+        from liaison.core import checks, tasks  # noqa: F401  (registers system checks and periodic jobs)

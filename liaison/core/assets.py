@@ -49,7 +49,10 @@ ASSETS = [
         "chart.js",
         "4.6.1",
         "sha512-hJyniucsFmq//EvXYvJ6c6mahPoI3kaxdjVH8awTaJ/fDNWeSqqqArixMJWkWNN6fcYvPU3HneSANFNYtRi61g==",
-        {"package/dist/chart.umd.min.js": "chartjs/chart.umd.min.js"},
+        {
+            "package/dist/chart.umd.min.js": "chartjs/chart.umd.min.js",
+            "package/dist/chart.umd.min.js.map": "chartjs/chart.umd.min.js.map",
+        },
     ),
     Asset(
         "leaflet",
@@ -57,6 +60,7 @@ ASSETS = [
         "sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA==",
         {
             "package/dist/leaflet.js": "leaflet/leaflet.js",
+            "package/dist/leaflet.js.map": "leaflet/leaflet.js.map",
             "package/dist/leaflet.css": "leaflet/leaflet.css",
             "package/dist/images/layers.png": "leaflet/images/layers.png",
             "package/dist/images/layers-2x.png": "leaflet/images/layers-2x.png",

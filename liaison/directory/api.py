@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Field, FilterSchema, Query, Router, Schema
+from ninja import Field, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import PageNumberPagination, paginate
 
 from liaison.api import require
@@ -251,9 +251,9 @@ def get_practice(request: HttpRequest, practice_id: Id) -> Practice:
 
 
 @router.post("/practices", response={201: PracticeOut})
-def create_practice(request: HttpRequest, payload: PracticeIn) -> tuple[int, Practice]:
+def create_practice(request: HttpRequest, payload: PracticeIn) -> Status[Practice]:
     require(request.user.can_edit_directory)
-    return 201, services.create_practice(actor=request.user, **_none_to_blank(payload.dict()))
+    return Status(201, services.create_practice(actor=request.user, **_none_to_blank(payload.dict())))
 
 
 @router.patch("/practices/{practice_id}", response=PracticeOut)
@@ -285,11 +285,11 @@ def get_location(request: HttpRequest, location_id: Id) -> Location:
 
 
 @router.post("/locations", response={201: LocationOut})
-def create_location(request: HttpRequest, payload: LocationIn) -> tuple[int, Location]:
+def create_location(request: HttpRequest, payload: LocationIn) -> Status[Location]:
     require(request.user.can_edit_directory)
     data = _none_to_blank(payload.dict(), keep_none=("lunch_head_count",))
     practice = get_object_or_404(Practice, pk=data.pop("practice_id"))
-    return 201, services.create_location(practice, actor=request.user, **data)
+    return Status(201, services.create_location(practice, actor=request.user, **data))
 
 
 @router.patch("/locations/{location_id}", response=LocationOut)
@@ -328,10 +328,10 @@ def _provider_args(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/providers", response={201: ProviderOut})
-def create_provider(request: HttpRequest, payload: ProviderIn) -> tuple[int, Provider]:
+def create_provider(request: HttpRequest, payload: ProviderIn) -> Status[Provider]:
     require(request.user.can_edit_directory)
     provider = services.create_provider(actor=request.user, **_provider_args(payload.dict()))
-    return 201, get_provider(request, provider.pk)
+    return Status(201, get_provider(request, provider.pk))
 
 
 @router.patch("/providers/{provider_id}", response=ProviderOut)
@@ -368,11 +368,11 @@ def _contact_args(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/contacts", response={201: ContactOut})
-def create_contact(request: HttpRequest, payload: ContactIn) -> tuple[int, Contact]:
+def create_contact(request: HttpRequest, payload: ContactIn) -> Status[Contact]:
     require(request.user.can_edit_directory)
     data = payload.dict()
     practice = get_object_or_404(Practice, pk=data.pop("practice_id"))
-    return 201, services.create_contact(practice, actor=request.user, **_contact_args(data))
+    return Status(201, services.create_contact(practice, actor=request.user, **_contact_args(data)))
 
 
 @router.patch("/contacts/{contact_id}", response=ContactOut)

@@ -13,6 +13,7 @@ from liaison.core.demo import DEMO_ACTOR, DemoContext
 from liaison.core.geo import haversine_miles
 from liaison.directory import services
 from liaison.directory.models import ContactRole, Influence, Location, Practice, Provider, Weekday
+from liaison.directory.taxonomy import load_builtin
 from liaison.directory.validators import npi_check_digit_ok
 
 CENTRE = (39.9612, -82.9988)  # Columbus, OH
@@ -430,6 +431,7 @@ def _person(ctx: DemoContext, used_names: set[tuple[str, str]]) -> tuple[str, st
 
 def generate(ctx: DemoContext) -> str:
     rng, actor = ctx.rng, DEMO_ACTOR
+    load_builtin()  # normally there from the migration; a flushed database needs it again
     used_npis: set[str] = set()
     used_names: set[tuple[str, str]] = set()
     zips = _zip_pool()

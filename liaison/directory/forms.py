@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from liaison.core.geo import normalize_zip
 from liaison.directory.models import Contact, Location, Practice, Provider, Weekday
 from liaison.directory.selectors import MAX_RADIUS_MILES, DirectoryFilters, our_sites
+from liaison.directory.services import resolve_taxonomies
 
 
 class SearchForm(forms.Form):
@@ -60,6 +62,8 @@ class SearchForm(forms.Form):
 
 
 class PracticeForm(forms.ModelForm):
+    website = forms.URLField(required=False, assume_scheme="https", max_length=200)
+
     class Meta:
         model = Practice
         fields = ["name", "organization_npi", "is_ours", "website", "notes", "is_active"]
@@ -149,11 +153,30 @@ class ProviderForm(forms.ModelForm):
             self.initial.setdefault("locations", list(self.instance.locations.all()))
 
     def secondary_codes(self) -> list[str]:
-        return [
-            c
-            for c in (self.cleaned_data.get("secondary_taxonomy_codes") or "").replace(";", ",").split(",")
-            if c.strip()
-        ]
+        return _split_codes(self.cleaned_data.get("secondary_taxonomy_codes") or "")
+
+    # The service checks the codes again; checking here too shows every error in one go.
+    def clean_primary_taxonomy_code(self) -> str:
+        code = self.cleaned_data["primary_taxonomy_code"].strip().upper()
+        if code:
+            _taxonomies_or_form_error([code])
+        return code
+
+    def clean_secondary_taxonomy_codes(self) -> str:
+        value = self.cleaned_data["secondary_taxonomy_codes"]
+        _taxonomies_or_form_error(_split_codes(value))
+        return value
+
+
+def _split_codes(value: str) -> list[str]:
+    return [c.strip() for c in value.replace(";", ",").split(",") if c.strip()]
+
+
+def _taxonomies_or_form_error(codes: list[str]) -> None:
+    try:
+        resolve_taxonomies(codes, "codes")
+    except ValidationError as exc:
+        raise forms.ValidationError(exc.message_dict["codes"]) from exc
 
 
 class ContactForm(forms.ModelForm):

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from django.core.management import call_command
@@ -43,6 +42,7 @@ class Command(BaseCommand):
             "--schedule-every", type=float, default=30.0, help="seconds between scheduler checks"
         )
         parser.add_argument("--max-tasks", type=int, default=None, help="exit after this many tasks")
+        parser.add_argument("--backend", default="default", help="task backend alias (settings.TASKS)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         stop = threading.Event()
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         if options["max_tasks"]:
             kwargs["max_tasks"] = options["max_tasks"]
         try:
-            call_command("db_worker", **kwargs)
+            # --backend as an argument: db_worker validates its default even when another is given.
+            call_command("db_worker", f"--backend={options['backend']}", **kwargs)
         finally:
             stop.set()
-            time.sleep(0)

@@ -1,0 +1,91 @@
+"""The `liaison` command: demo data, deploy checks, help texts."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+from django.db import transaction
+
+from liaison.accounts.models import User
+from liaison.audit.services import verify_chain
+from liaison.directory.models import Contact, Practice, Provider
+
+PRODUCTION_ENV = {
+    "SECRET_KEY": "x" * 20 + "production-secret-key-from-the-environment-0123456789",
+    "PHI_KEYS": Fernet.generate_key().decode(),
+    "DATABASE_URL": "postgres://liaison:secret@db.internal:5432/liaison",
+    "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.org:587",
+    "ALLOWED_HOSTS": "liaison.example.org",
+    "LIAISON_TLS": "true",
+}
+
+
+def run_liaison(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PRODUCTION_ENV and k not in ("DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "liaison", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = run_liaison("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_names_what_a_laptop_install_lacks():
+    result = run_liaison("check", "--deploy")
+    for check in ("liaison.W001", "liaison.W002", "liaison.W003", "liaison.W004"):
+        assert check in result.stderr
+
+
+def test_the_liaison_command_lists_its_own_commands():
+    out = run_liaison("help").stdout
+    for name in ("demo_data", "import", "audit", "worker", "serve", "assets"):
+        assert name in out
+    import_help = run_liaison("import", "taxonomy", "--help").stdout
+    assert "--download" in import_help and "NUCC" in import_help
+
+
+@pytest.mark.django_db
+def test_demo_data_is_deterministic_complete_and_audited(capsys):
+    def load() -> list[str]:
+        call_command("demo_data", "--seed", "7", "--scale", "0.2")
+        return list(Provider.objects.order_by("npi").values_list("npi", "last_name"))
+
+    with transaction.atomic():
+        first = load()
+        transaction.set_rollback(True)
+    second = load()
+    assert first == second
+    assert Practice.objects.ours().count() == 1
+    assert Practice.objects.referring().count() == 24
+    assert Provider.objects.ours().count() == 8
+    assert Contact.objects.filter(role="referral_coordinator").exists()
+    assert set(User.objects.values_list("role", flat=True)) == {
+        "admin",
+        "manager",
+        "liaison",
+        "coordinator",
+        "physician",
+        "analyst",
+    }
+    assert User.objects.get(role="physician").provider.is_ours
+    result = verify_chain()
+    assert result.ok and result.checked > 200
+    out = capsys.readouterr().out
+    assert "liaison@liaison.example" in out and "password for all:" in out
+    call_command("demo_data")
+    assert "already loaded" in capsys.readouterr().out
+    assert Practice.objects.referring().count() == 24
