@@ -43,6 +43,10 @@ PHI_KEYS = env.list("PHI_KEYS", default=[]) or _generated_secret(
     "phi_keys", lambda: Fernet.generate_key().decode()
 ).split(",")
 PHI_KEYS_FROM_ENV = bool(env.list("PHI_KEYS", default=[]))
+# HMAC key of the blind indexes that let us match patient values without decrypting them.
+PHI_INDEX_KEY = env.str("PHI_INDEX_KEY", default="") or _generated_secret(
+    "phi_index_key", lambda: secrets.token_urlsafe(48)
+)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -66,6 +70,7 @@ INSTALLED_APPS = [
     "liaison.accounts",
     "liaison.audit",
     "liaison.directory",
+    "liaison.referrals",
 ]
 
 MIDDLEWARE = [
@@ -98,6 +103,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "liaison.core.context_processors.liaison",
+                "liaison.referrals.context_processors.referral_counts",
             ],
         },
     },
@@ -225,6 +231,8 @@ LOGGING = {
     },
 }
 
+# Absolute links in emails (the portal sign-in link, survey links).
+LIAISON_BASE_URL = env.str("LIAISON_BASE_URL", default="http://127.0.0.1:8000")
 # Demo and directory defaults.
 LIAISON_ORGANISATION_NAME = env.str("LIAISON_ORGANISATION_NAME", default="")
 NINJA_PAGINATION_PER_PAGE = 50

@@ -16,6 +16,7 @@ from liaison.directory.models import Contact, Practice, Provider
 PRODUCTION_ENV = {
     "SECRET_KEY": "x" * 20 + "production-secret-key-from-the-environment-0123456789",
     "PHI_KEYS": Fernet.generate_key().decode(),
+    "PHI_INDEX_KEY": "index-key-from-the-environment-0123456789abcdef",
     "DATABASE_URL": "postgres://liaison:secret@db.internal:5432/liaison",
     "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.org:587",
     "ALLOWED_HOSTS": "liaison.example.org",

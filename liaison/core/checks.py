@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -28,11 +29,11 @@ def vendor_assets_present(app_configs: Any, **kwargs: Any) -> list:
 @register(Tags.security, deploy=True)
 def production_configuration(app_configs: Any, **kwargs: Any) -> list:
     problems = []
-    if not settings.PHI_KEYS_FROM_ENV:
+    if not settings.PHI_KEYS_FROM_ENV or not os.environ.get("PHI_INDEX_KEY"):
         problems.append(
             Warning(
-                "PHI_KEYS is not set: patient data is encrypted with a key generated in var/.",
-                hint="Set PHI_KEYS (keep a copy of the key outside the server; without it the data is lost).",
+                "PHI_KEYS or PHI_INDEX_KEY is not set: patient data is protected by keys generated in var/.",
+                hint="Set both (keep copies outside the server; without PHI_KEYS the data is lost).",
                 id="liaison.W001",
             )
         )

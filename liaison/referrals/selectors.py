@@ -1,0 +1,154 @@
+"""Reads of referrals. Everything that shows patient data starts from `Referral.objects.for_user`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.http import Http404
+from django.utils import timezone
+
+from liaison.core.phi import phi_index
+from liaison.referrals.models import OPEN_STATUSES, Referral, SlaBreach, Status, Urgency
+
+QUEUE_VIEWS = {
+    "open": "All open",
+    "mine": "Assigned to me",
+    "unassigned": "Unassigned",
+    "overdue": "Overdue",
+    "not_contacted": "Not yet contacted",
+    "awaiting_note": "Seen, note not sent",
+    "to_match": "Referrer to match",
+    "closed": "Closed or ended",
+}
+SORTS = {
+    "urgency": "Urgency, then oldest",
+    "oldest": "Oldest first",
+    "newest": "Newest first",
+    "appointment": "Appointment",
+}
+
+
+@dataclass
+class QueueFilters:
+    view: str = "open"
+    site: int | None = None
+    service_line: int | None = None
+    urgency: str = ""
+    patient: str = ""  # last name, matched exactly through its blind index
+    sort: str = "urgency"
+
+
+def _open_breach() -> Exists:
+    return Exists(SlaBreach.objects.filter(referral=OuterRef("pk"), resolved_at__isnull=True))
+
+
+def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
+    qs = Referral.objects.for_user(user)
+    if f.view == "closed":
+        qs = qs.exclude(status__in=OPEN_STATUSES)
+    else:
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    if f.view == "mine":
+        qs = qs.filter(assigned_to=user)
+    elif f.view == "unassigned":
+        qs = qs.filter(assigned_to__isnull=True)
+    elif f.view == "overdue":
+        qs = qs.filter(_open_breach())
+    elif f.view == "not_contacted":
+        qs = qs.filter(first_contact_at__isnull=True, status__in=(Status.RECEIVED, Status.ACCEPTED))
+    elif f.view == "awaiting_note":
+        qs = qs.filter(status=Status.SEEN)
+    elif f.view == "to_match":
+        qs = qs.filter(referrer_to_match=True)
+    if f.site:
+        qs = qs.filter(site_id=f.site)
+    if f.service_line:
+        qs = qs.filter(service_line_id=f.service_line)
+    if f.urgency:
+        qs = qs.filter(urgency=f.urgency)
+    if f.patient.strip():
+        qs = qs.filter(patient_name_key=phi_index(f.patient))
+    qs = qs.annotate(
+        overdue=_open_breach(),
+        urgency_rank=Case(
+            When(urgency=Urgency.STAT, then=Value(0)),
+            When(urgency=Urgency.URGENT, then=Value(1)),
+            default=Value(2),
+            output_field=IntegerField(),
+        ),
+    )
+    order = {
+        "urgency": ["urgency_rank", "received_at", "pk"],
+        "oldest": ["received_at", "pk"],
+        "newest": ["-received_at", "-pk"],
+        "appointment": ["appointment_at", "received_at", "pk"],
+    }.get(f.sort, ["urgency_rank", "received_at", "pk"])
+    return qs.select_related(
+        "referring_provider",
+        "referring_location",
+        "site",
+        "referred_to_physician",
+        "service_line",
+        "assigned_to",
+    ).order_by(*order)
+
+
+def queue_counts(user: Any) -> dict[str, int]:
+    """The numbers in the navigation: my open referrals, overdue ones, referrers to match."""
+    if not getattr(user, "can_see_phi", False):
+        return {}
+    return (
+        Referral.objects.for_user(user)
+        .filter(status__in=OPEN_STATUSES)
+        .aggregate(
+            mine=Count("pk", filter=Q(assigned_to=user)),
+            overdue=Count("pk", filter=Q(_open_breach())),
+            to_match=Count("pk", filter=Q(referrer_to_match=True)),
+        )
+    )
+
+
+def get_referral_for_user(user: Any, pk: int) -> Referral:
+    """The referral with its timeline, or 404 when the user may not see it (or it does not exist)."""
+    try:
+        return (
+            Referral.objects.for_user(user)
+            .select_related(
+                "referring_provider__primary_taxonomy",
+                "referring_location__practice",
+                "site",
+                "referred_to_physician",
+                "service_line",
+                "assigned_to",
+            )
+            .get(pk=pk)
+        )
+    except Referral.DoesNotExist:
+        raise Http404("No such referral") from None
+
+
+def timeline(referral: Referral) -> list[Any]:
+    return list(referral.events.select_related("actor").order_by("at", "pk"))
+
+
+def overdue_summary() -> list[dict[str, Any]]:
+    """Open breaches by kind and assignee, for the manager view (counts only, no patient data)."""
+    return list(
+        SlaBreach.objects.filter(resolved_at__isnull=True)
+        .values("kind", "referral__assigned_to__full_name", "referral__assigned_to__email")
+        .annotate(n=Count("pk"))
+        .order_by("-n")
+    )
+
+
+def service_level_performance(since_days: int = 90) -> list[dict[str, Any]]:
+    """Per service level: referrals due in the period, missed, met rate (no patient data)."""
+    since = timezone.now() - timezone.timedelta(days=since_days)
+    rows = (
+        SlaBreach.objects.filter(due_at__gte=since)
+        .values("kind")
+        .annotate(missed=Count("pk"), still_open=Count("pk", filter=Q(resolved_at__isnull=True)))
+    )
+    return list(rows)

@@ -1,0 +1,369 @@
+"""Referral pages: the coordinators' work queue, intake, the referral and its timeline.
+
+Only roles that may see patient data reach these pages; a refused attempt is audited. Every
+page that shows patient fields writes a PHI-read audit row.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from liaison.accounts.models import User
+from liaison.core.forms import apply_errors
+from liaison.core.pagination import paginate
+from liaison.core.phi import decrypt_bytes
+from liaison.directory.models import Provider
+from liaison.referrals import selectors, services
+from liaison.referrals.forms import (
+    ContactForm,
+    DocumentForm,
+    EditForm,
+    IntakeForm,
+    NoteForm,
+    QueueForm,
+    StatusForm,
+)
+from liaison.referrals.models import Holiday, Notification, NotifyBy, ReferralDocument, ServiceLine, Status
+
+
+def phi_required(view: Any) -> Any:
+    """For roles that may see patient data; anyone else gets 403 and the attempt is audited."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.can_see_phi:
+            services.record_denied(request.user, kwargs.get("pk", ""), request.path)
+            raise PermissionDenied("Referrals hold patient data, which your role does not give access to.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _referral(request: HttpRequest, pk: int) -> Any:
+    try:
+        return selectors.get_referral_for_user(request.user, pk)
+    except Http404:
+        services.record_denied(request.user, pk, request.path)
+        raise
+
+
+@phi_required
+def queue(request: HttpRequest) -> HttpResponse:
+    form = QueueForm(request.GET or None)
+    data = form.cleaned_data if form.is_valid() else {}
+    filters = selectors.QueueFilters(
+        view=data.get("view") or "open",
+        site=getattr(data.get("site"), "pk", None),
+        service_line=getattr(data.get("service_line"), "pk", None),
+        urgency=data.get("urgency", ""),
+        patient=data.get("patient", ""),
+        sort=data.get("sort") or "urgency",
+    )
+    page = paginate(request, selectors.work_queue(request.user, filters), 50)
+    services.record_phi_list(request.user, page.object_list)
+    ctx = {
+        "form": form,
+        "page": page,
+        "nav": "referrals",
+        "hx_target": "#results",
+        "view": filters.view,
+        "views": selectors.QUEUE_VIEWS,
+        "coordinators": User.objects.filter(is_active=True, role__in=["coordinator", "manager", "admin"]),
+        "now": timezone.now(),
+    }
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "referrals/_queue_results.html", ctx)
+    return render(request, "referrals/queue.html", ctx)
+
+
+@phi_required
+@require_POST
+def bulk(request: HttpRequest) -> HttpResponse:
+    """Assign or accept several referrals at once (those the user may see)."""
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    chosen = list(selectors.Referral.objects.for_user(request.user).filter(pk__in=ids))
+    action = request.POST.get("action", "")
+    try:
+        if action == "assign":
+            user = get_object_or_404(User, pk=request.POST.get("assign_to") or 0)
+            n = services.assign(chosen, user, actor=request.user)
+            messages.success(request, f"{n} referral(s) assigned to {user}.")
+        elif action == "accept":
+            accepted = 0
+            for referral in chosen:
+                if referral.status == Status.RECEIVED:
+                    services.change_status(referral, Status.ACCEPTED, actor=request.user)
+                    accepted += 1
+            messages.success(request, f"{accepted} referral(s) accepted.")
+        else:
+            messages.error(request, "Choose an action.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect(request.POST.get("next") or "referrals:queue")
+
+
+@phi_required
+def intake(request: HttpRequest) -> HttpResponse:
+    initial = {"assigned_to": request.user.pk if request.user.role == "coordinator" else None}
+    form = IntakeForm(request.POST or None, request.FILES or None, initial=initial)
+    duplicates: list[Any] = []
+    if request.method == "POST" and form.is_valid():
+        info = form.referrer_info()
+        provider, _ = services.resolve_referrer(info)
+        if not form.cleaned_data["confirm_not_duplicate"]:
+            duplicates = [
+                r
+                for r in services.find_duplicates(
+                    patient_last_name=form.cleaned_data["patient_last_name"],
+                    patient_dob=form.cleaned_data["patient_dob"],
+                    referring_provider=provider,
+                    received_on=timezone.localdate(),
+                )
+                if r in selectors.Referral.objects.for_user(request.user)
+            ]
+        if duplicates:
+            form.data = form.data.copy()
+            form.data["confirm_not_duplicate"] = "on"
+        else:
+            try:
+                referral = services.receive_referral(
+                    actor=request.user, referrer=info, **form.referral_fields()
+                )
+                upload = form.cleaned_data.get("document")
+                if upload:
+                    services.attach_document(
+                        referral,
+                        actor=request.user,
+                        name=upload.name,
+                        content=upload.read(),
+                        content_type=upload.content_type or "",
+                    )
+            except ValidationError as exc:
+                apply_errors(form, exc)
+            else:
+                flag = (
+                    " The referrer was not found in the directory: match it below."
+                    if referral.referrer_to_match
+                    else ""
+                )
+                messages.success(request, f"Referral #{referral.pk} received.{flag}")
+                return redirect("referrals:detail", referral.pk)
+    return render(
+        request, "referrals/intake.html", {"form": form, "duplicates": duplicates, "nav": "referrals"}
+    )
+
+
+@phi_required
+def referrer_options(request: HttpRequest) -> HttpResponse:
+    """<option>s for the referrer field's datalist, as the user types."""
+    q = request.GET.get("referrer", "").strip()
+    providers = []
+    if len(q) >= 2:
+        qs = Provider.objects.referring().prefetch_related("locations__practice")
+        for token in q.split()[:3]:
+            if token.isdigit():
+                qs = qs.filter(npi__startswith=token)
+            else:
+                qs = qs.filter(Q(last_name__istartswith=token) | Q(first_name__istartswith=token))
+        providers = list(qs.order_by("last_name", "first_name")[:15])
+    return render(request, "referrals/_referrer_options.html", {"providers": providers})
+
+
+@phi_required
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    services.record_phi_view(request.user, referral)
+    ctx = {
+        "referral": referral,
+        "timeline": selectors.timeline(referral),
+        "nav": "referrals",
+        "documents": referral.documents.all(),
+        "notifications": referral.notifications.all(),
+        "status_form": StatusForm(),
+        "contact_form": ContactForm(),
+        "note_form": NoteForm(),
+        "document_form": DocumentForm(),
+        "next_statuses": [Status(s) for s in referral.next_statuses],
+        "breaches": referral.sla_breaches.all(),
+        "candidates": services.referrer_candidates(services.ReferrerInfo(**referral.referrer_as_received))
+        if referral.referrer_to_match
+        else [],
+    }
+    return render(request, "referrals/detail.html", ctx)
+
+
+def _back(referral: Any) -> HttpResponse:
+    return redirect("referrals:detail", referral.pk)
+
+
+def _fail(request: HttpRequest, exc: ValidationError) -> None:
+    for field, errors in getattr(exc, "message_dict", {"": exc.messages}).items():
+        label = "" if field in ("", "__all__") else field.replace("_", " ").capitalize() + ": "
+        messages.error(request, label + " ".join(errors))
+
+
+@phi_required
+@require_POST
+def change_status(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        _fail(request, ValidationError(form.errors))
+        return _back(referral)
+    d = form.cleaned_data
+    try:
+        services.change_status(
+            referral,
+            d["to_status"],
+            actor=request.user,
+            note=d["note"],
+            appointment_at=d["appointment_at"],
+            decline_reason=d["decline_reason"],
+            channel=d["channel"],
+            included=d["included"],
+        )
+    except ValidationError as exc:
+        _fail(request, exc)
+    else:
+        messages.success(request, f"Referral #{referral.pk}: {Status(d['to_status']).label.lower()}.")
+    return _back(referral)
+
+
+@phi_required
+@require_POST
+def record_contact(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    form = ContactForm(request.POST)
+    if form.is_valid():
+        services.record_contact(referral, actor=request.user, **form.cleaned_data)
+    else:
+        _fail(request, ValidationError(form.errors))
+    return _back(referral)
+
+
+@phi_required
+@require_POST
+def add_note(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    form = NoteForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError(form.errors)
+        services.add_note(referral, actor=request.user, note=form.cleaned_data["note"])
+    except ValidationError as exc:
+        _fail(request, exc)
+    return _back(referral)
+
+
+@phi_required
+@require_POST
+def upload_document(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    form = DocumentForm(request.POST, request.FILES)
+    try:
+        if not form.is_valid():
+            raise ValidationError(form.errors)
+        upload = form.cleaned_data["document"]
+        services.attach_document(
+            referral,
+            actor=request.user,
+            name=upload.name,
+            content=upload.read(),
+            content_type=upload.content_type or "",
+        )
+    except ValidationError as exc:
+        _fail(request, exc)
+    return _back(referral)
+
+
+@phi_required
+def document(request: HttpRequest, pk: int, doc_pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    doc = get_object_or_404(ReferralDocument, pk=doc_pk, referral=referral)
+    with doc.file.open("rb") as f:
+        content = decrypt_bytes(f.read())
+    services.record_phi_view(request.user, referral, "download")
+    response = HttpResponse(content, content_type=doc.content_type)
+    extension = {"application/pdf": "pdf", "image/tiff": "tif", "image/png": "png", "image/jpeg": "jpg"}.get(
+        doc.content_type, "bin"
+    )
+    # A neutral file name: the original may contain the patient's name and would end up in browser history.
+    response["Content-Disposition"] = (
+        f'inline; filename="referral-{referral.pk}-document-{doc.pk}.{extension}"'
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@phi_required
+def letter(request: HttpRequest, pk: int, notification_pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    notification = get_object_or_404(
+        Notification, pk=notification_pk, referral=referral, channel=NotifyBy.LETTER
+    )
+    with notification.document.open("rb") as f:
+        content = decrypt_bytes(f.read())
+    services.record_phi_view(request.user, referral, "download")
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'inline; filename="referral-{referral.pk}-{notification.milestone}.pdf"'
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@phi_required
+def edit(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    fields = list(EditForm.base_fields)
+    form = EditForm(request.POST or None, initial={f: getattr(referral, f) for f in fields})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_referral(referral, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(request, "Saved.")
+            return _back(referral)
+    services.record_phi_view(request.user, referral)
+    return render(request, "referrals/edit.html", {"form": form, "referral": referral, "nav": "referrals"})
+
+
+@phi_required
+@require_POST
+def match_referrer(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    provider = get_object_or_404(Provider, pk=request.POST.get("provider") or 0)
+    try:
+        services.match_referrer(referral, provider, actor=request.user)
+    except ValidationError as exc:
+        _fail(request, exc)
+    else:
+        messages.success(request, f"Referrer matched: {provider.display_name}.")
+    return _back(referral)
+
+
+@phi_required
+def service_levels(request: HttpRequest) -> HttpResponse:
+    """The manager view: what is overdue, for whom; performance over 90 days. Counts only."""
+    if not request.user.has_role("admin", "manager", "coordinator"):
+        raise PermissionDenied
+    ctx = {
+        "overdue": selectors.overdue_summary(),
+        "performance": selectors.service_level_performance(),
+        "service_lines": ServiceLine.objects.order_by("name"),
+        "holidays": Holiday.objects.filter(date__gte=timezone.localdate()).order_by("date")[:20],
+        "nav": "referrals",
+    }
+    return render(request, "referrals/service_levels.html", ctx)
