@@ -148,3 +148,11 @@ def client_for(make_user):
         return c
 
     return login
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate limits and throttles live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()

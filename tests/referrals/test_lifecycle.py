@@ -1,0 +1,159 @@
+"""The referral lifecycle: history rows, allowed transitions, referrer matching, duplicates, SLAs."""
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from liaison.audit.models import AuditEvent
+from liaison.referrals import services
+from liaison.referrals.models import Referral, SlaBreach, Status
+from liaison.referrals.services import ReferrerInfo, TransitionError
+from liaison.referrals.sla import add_business_days, business_days_between
+from liaison.referrals.tasks import check_service_levels
+from tests.referrals.conftest import PATIENT
+
+TZ = timezone.get_current_timezone()
+
+
+def at(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=TZ)
+
+
+def test_a_known_npi_links_the_referring_provider_and_office(
+    referral, referring_provider, referring_location
+):
+    assert referral.referring_provider == referring_provider
+    assert referral.referring_location == referring_location
+    assert not referral.referrer_to_match
+    assert referral.status == Status.RECEIVED
+    assert [e.to_status for e in referral.events.all()] == ["received"]
+
+
+def test_an_unknown_referrer_still_creates_the_referral_flagged_to_match(db, referring_provider):
+    referral = services.receive_referral(
+        actor="test",
+        referrer=ReferrerInfo(npi="1999999999", last_name="Family", fax="614 555 0102"),
+        **PATIENT,
+    )
+    assert referral.referrer_to_match and referral.referring_provider is None
+    assert referral.referrer_as_received == {
+        "npi": "1999999999",
+        "last_name": "Family",
+        "fax": "614 555 0102",
+    }
+    candidates = services.referrer_candidates(ReferrerInfo(**referral.referrer_as_received))
+    assert candidates[0][0] == referring_provider
+    assert set(candidates[0][1]) == {"name", "office fax"}
+    services.match_referrer(referral, referring_provider, actor="test")
+    referral.refresh_from_db()
+    assert not referral.referrer_to_match and referral.referring_location is not None
+
+
+def test_the_full_lifecycle_is_recorded_step_by_step(referral):
+    appointment = timezone.now() + dt.timedelta(days=3)
+    services.change_status(referral, Status.ACCEPTED, actor="test")
+    services.change_status(referral, Status.SCHEDULED, actor="test", appointment_at=appointment)
+    services.change_status(
+        referral, Status.SCHEDULED, actor="test", appointment_at=appointment + dt.timedelta(days=1)
+    )
+    services.change_status(referral, Status.SEEN, actor="test")
+    services.change_status(
+        referral, Status.NOTE_SENT, actor="test", channel="fax", included=["consult_note", "prescriptions"]
+    )
+    services.change_status(referral, Status.CLOSED, actor="test")
+    referral.refresh_from_db()
+    steps = [(e.from_status, e.to_status) for e in referral.events.filter(kind="status")]
+    assert steps == [
+        ("", "received"),
+        ("received", "accepted"),
+        ("accepted", "scheduled"),
+        ("scheduled", "scheduled"),
+        ("scheduled", "seen"),
+        ("seen", "note_sent"),
+        ("note_sent", "closed"),
+    ]
+    reschedule = referral.events.filter(kind="status", from_status="scheduled", to_status="scheduled").get()
+    assert reschedule.data["rescheduled_from"] == appointment.isoformat()
+    assert referral.seen_at and referral.note_sent_at and referral.closed_at
+    note_event = referral.events.get(to_status="note_sent")
+    assert note_event.data == {"channel": "fax", "included": ["consult_note", "prescriptions"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "to_status"),
+    [([], Status.SEEN), ([Status.ACCEPTED], Status.CLOSED), ([Status.ACCEPTED], Status.NOTE_SENT)],
+)
+def test_invalid_transitions_are_refused_with_a_clear_message(referral, path, to_status):
+    for step in path:
+        services.change_status(referral, step, actor="test")
+    with pytest.raises(TransitionError) as exc:
+        services.change_status(referral, to_status, actor="test")
+    assert "cannot become" in exc.value.messages[0] and "from here it can become" in exc.value.messages[0]
+    assert Referral.objects.get(pk=referral.pk).status == (path[-1] if path else Status.RECEIVED)
+
+
+def test_scheduling_needs_a_time_and_declining_needs_a_reason(referral):
+    services.change_status(referral, Status.ACCEPTED, actor="test")
+    with pytest.raises(ValidationError, match="appointment"):
+        services.change_status(referral, Status.SCHEDULED, actor="test")
+    with pytest.raises(ValidationError, match="Say why"):
+        services.change_status(referral, Status.DECLINED, actor="test")
+    services.change_status(referral, Status.DECLINED, actor="test", decline_reason="not_covered")
+    services.change_status(referral, Status.RECEIVED, actor="test")  # re-opened
+    assert referral.events.filter(kind="status").last().data == {"reopened_from": "declined"}
+
+
+def test_duplicates_are_found_by_patient_referrer_and_date(referral, referring_provider):
+    found = services.find_duplicates(
+        patient_last_name="QUACKENBUSH ",
+        patient_dob=PATIENT["patient_dob"],
+        referring_provider=referring_provider,
+        received_on=timezone.localdate(),
+    )
+    assert found == [referral]
+    assert not services.find_duplicates(
+        patient_last_name="Quackenbush",
+        patient_dob=dt.date(1961, 4, 3),
+        referring_provider=referring_provider,
+        received_on=timezone.localdate(),
+    )
+
+
+def test_audit_rows_name_patient_fields_without_their_values(referral):
+    services.update_referral(referral, actor="test", patient_phone="614-555-0111", urgency="urgent")
+    events = AuditEvent.objects.filter(object_type="referrals.referral")
+    text = str(list(events.values_list("changes", "object_repr")))
+    for secret in ("Zelda", "Quackenbush", "1961-04-02", "778899", "knee", "0111", "XQZ"):
+        assert secret not in text
+    update = events.get(action="update")
+    assert (
+        update.changes == {"patient_phone": "(patient data changed)", "urgency": ["routine", "urgent"]}
+        and update.phi
+    )
+
+
+def test_business_days_skip_weekends_and_holidays():
+    holidays = {dt.date(2026, 11, 26)}  # Thanksgiving
+    assert add_business_days(at(2026, 11, 25, 10, 0), 1, holidays) == at(2026, 11, 27, 10, 0)
+    assert add_business_days(at(2026, 11, 27, 15, 0), 1, holidays) == at(
+        2026, 11, 30, 15, 0
+    )  # Friday -> Monday
+    assert add_business_days(at(2026, 11, 28, 9, 0), 1, holidays) == at(2026, 11, 30, 17, 0)  # Saturday
+    assert business_days_between(at(2026, 11, 25, 9), at(2026, 11, 30, 9), holidays) == 2
+
+
+def test_missed_service_levels_open_breaches_that_close_when_done(make_referral, service_line):
+    received = timezone.now() - dt.timedelta(days=20)
+    late = make_referral(service_line=service_line, received_at=received)
+    on_time = make_referral(service_line=service_line, patient_last_name="Other")
+    assert check_service_levels.call() == {"opened": 2, "resolved": 0}  # late: no contact, no appointment
+    assert set(SlaBreach.objects.filter(referral=late).values_list("kind", flat=True)) == {
+        "first_contact",
+        "appointment",
+    }
+    assert not SlaBreach.objects.filter(referral=on_time).exists()
+    services.record_contact(late, actor="test", outcome="reached")
+    assert check_service_levels.call() == {"opened": 0, "resolved": 1}
+    assert check_service_levels.call() == {"opened": 0, "resolved": 0}  # idempotent

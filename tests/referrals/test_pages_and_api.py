@@ -1,0 +1,271 @@
+"""Who sees referrals: coordinators, managers, admins all; physicians their own; liaisons and
+analysts none, in pages and API, and every attempt and every view is audited."""
+
+import datetime as dt
+import json
+import re
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from liaison.accounts import services as accounts
+from liaison.audit.models import AuditEvent
+from liaison.directory import services as directory
+from liaison.referrals import services
+from liaison.referrals.models import Referral, Status
+from tests.conftest import make_npi
+from tests.referrals.conftest import PATIENT
+
+NO_PHI_ROLES = ["liaison", "analyst"]
+
+
+@pytest.fixture
+def other_physician(site):
+    return directory.create_provider(
+        actor="test", first_name="Other", last_name="Surgeon", npi=make_npi(9), is_ours=True, locations=[site]
+    )
+
+
+@pytest.mark.parametrize("role", NO_PHI_ROLES)
+def test_roles_without_phi_access_are_refused_everywhere_and_it_is_audited(client_for, role, referral):
+    c = client_for(role)
+    urls = [
+        reverse("referrals:queue"),
+        reverse("referrals:intake"),
+        reverse("referrals:detail", args=[referral.pk]),
+        reverse("referrals:edit", args=[referral.pk]),
+        reverse("referrals:service_levels"),
+    ]
+    for url in urls:
+        response = c.get(url)
+        assert response.status_code == 403, url
+        assert b"Quackenbush" not in response.content
+    assert (
+        c.post(reverse("referrals:change_status", args=[referral.pk]), {"to_status": "accepted"}).status_code
+        == 403
+    )
+    assert AuditEvent.objects.filter(action="denied", actor=c.user).count() == len(urls) + 1
+    assert Referral.objects.get(pk=referral.pk).status == Status.RECEIVED
+    assert b"Referrals" not in c.get(reverse("core:home")).content.split(b"<main")[0]  # no nav link
+
+
+@pytest.mark.parametrize("role", NO_PHI_ROLES)
+def test_the_api_refuses_referrals_to_roles_without_phi_access(client_for, role, referral):
+    c = client_for(role)
+    assert c.get("/api/v1/referrals").status_code == 403
+    assert c.get(f"/api/v1/referrals/{referral.pk}").status_code == 403
+    response = c.post(
+        "/api/v1/referrals",
+        json.dumps({**PATIENT, "patient_dob": "1961-04-02"}),
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    assert "Quackenbush" not in response.content.decode()
+
+
+def test_a_physician_sees_only_their_own_patients(
+    make_user, client_for, make_referral, our_physician, other_physician
+):
+    mine = make_referral()
+    theirs = make_referral(referred_to_physician=other_physician, patient_last_name="Notmine")
+    c = client_for("physician", provider=our_physician)
+    queue = c.get(reverse("referrals:queue")).content.decode()
+    assert "Quackenbush" in queue and "Notmine" not in queue
+    assert c.get(reverse("referrals:detail", args=[mine.pk])).status_code == 200
+    assert c.get(reverse("referrals:detail", args=[theirs.pk])).status_code == 404
+    assert c.get(f"/api/v1/referrals/{theirs.pk}").status_code == 404
+    assert AuditEvent.objects.filter(action="denied", object_id=str(theirs.pk), actor=c.user).count() == 2
+
+
+def test_every_view_of_patient_data_is_audited(client_for, referral):
+    c = client_for("coordinator")
+    c.get(reverse("referrals:detail", args=[referral.pk]))
+    c.get(reverse("referrals:queue"))
+    c.get(f"/api/v1/referrals/{referral.pk}")
+    c.get("/api/v1/referrals")
+    actions = list(
+        AuditEvent.objects.filter(actor=c.user, phi=True).order_by("seq").values_list("action", flat=True)
+    )
+    assert actions == ["view", "view_list", "api_view", "api_list"]
+    listed = AuditEvent.objects.get(actor=c.user, action="view_list")
+    assert listed.changes == {"ids": [referral.pk]}
+
+
+def test_a_coordinator_takes_a_referral_through_the_pages(
+    client_for, referral, django_capture_on_commit_callbacks
+):
+    c = client_for("coordinator")
+    url = reverse("referrals:change_status", args=[referral.pk])
+    when = (timezone.localtime() + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    with django_capture_on_commit_callbacks(execute=True):
+        c.post(url, {"to_status": "accepted"})
+        c.post(url, {"to_status": "scheduled", "appointment_at": when})
+        response = c.post(url, {"to_status": "closed"}, follow=True)
+        assert "cannot become closed" in response.content.decode()
+        c.post(url, {"to_status": "seen"})
+        c.post(url, {"to_status": "note_sent", "channel": "fax", "included": ["consult_note", "orders"]})
+    referral.refresh_from_db()
+    assert referral.status == Status.NOTE_SENT
+    html = c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
+    for text in ["Accepted", "Scheduled", "Seen", "Consult note sent", "Referring office informed"]:
+        assert text in html
+
+
+def test_intake_form_creates_a_referral_and_warns_of_duplicates(client_for, referring_provider, site):
+    c = client_for("coordinator")
+    form = {
+        "patient_first_name": "Ada",
+        "patient_last_name": "Lovelace",
+        "patient_dob": "1950-12-10",
+        "patient_phone": "6145550142",
+        "referrer": f"{referring_provider.display_name} — Maple Family Medicine (NPI {referring_provider.npi})",
+        "site": site.pk,
+        "urgency": "urgent",
+        "channel": "fax",
+        "icd10_codes": "m17.11, S83.511A",
+        "assigned_to": c.user.pk,
+    }
+    assert (
+        f'value="{c.user.pk}" selected' in c.get(reverse("referrals:intake")).content.decode()
+    )  # me, by default
+    response = c.post(reverse("referrals:intake"), form)
+    referral = Referral.objects.get()
+    assert response["Location"] == reverse("referrals:detail", args=[referral.pk])
+    assert referral.referring_provider == referring_provider and referral.icd10_codes == "M17.11, S83.511A"
+    assert referral.assigned_to == c.user
+    again = c.post(reverse("referrals:intake"), form)
+    assert again.status_code == 200 and b"Possible duplicate" in again.content
+    assert Referral.objects.count() == 1
+    confirmed = c.post(reverse("referrals:intake"), {**form, "confirm_not_duplicate": "on"})
+    assert confirmed.status_code == 302 and Referral.objects.count() == 2
+
+
+def test_intake_form_shows_clear_errors(client_for):
+    c = client_for("coordinator")
+    response = c.post(
+        reverse("referrals:intake"),
+        {
+            "patient_first_name": "A",
+            "patient_dob": "2099-01-01",
+            "referrer": "Dr Nobody",
+            "urgency": "routine",
+            "channel": "fax",
+            "icd10_codes": "knee",
+        },
+    )
+    html = response.content.decode()
+    assert "This field is required" in html  # last name
+    assert "Not ICD-10 codes: KNEE" in html
+    assert not Referral.objects.exists()
+
+
+def test_an_unknown_referrer_from_the_form_is_flagged_and_matched_later(client_for, referring_provider):
+    c = client_for("coordinator")
+    c.post(
+        reverse("referrals:intake"),
+        {
+            "patient_first_name": "Ada",
+            "patient_last_name": "Lovelace",
+            "patient_dob": "1950-12-10",
+            "referrer": "Frank Family",
+            "referrer_fax": "614-555-0102",
+            "urgency": "routine",
+            "channel": "fax",
+        },
+    )
+    referral = Referral.objects.get()
+    assert referral.referrer_to_match
+    html = c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
+    assert "Match the referrer" in html and "Frank Family" in html
+    c.post(reverse("referrals:match_referrer", args=[referral.pk]), {"provider": referring_provider.pk})
+    referral.refresh_from_db()
+    assert referral.referring_provider == referring_provider and not referral.referrer_to_match
+
+
+def test_queue_filters_and_bulk_actions(client_for, make_referral, make_user):
+    coordinator = client_for("coordinator")
+    a = make_referral(urgency="urgent")
+    b = make_referral(patient_last_name="Second")
+    services.change_status(b, Status.ACCEPTED, actor="test")
+    content = coordinator.get(reverse("referrals:queue"), {"view": "unassigned"}).content.decode()
+    assert content.index("Quackenbush") < content.index("Second")  # urgent first
+    assert "Second" in coordinator.get(reverse("referrals:queue"), {"patient": "second"}).content.decode()
+    assert (
+        "Quackenbush"
+        not in coordinator.get(reverse("referrals:queue"), {"patient": "second"}).content.decode()
+    )
+    coordinator.post(
+        reverse("referrals:bulk"), {"ids": [a.pk, b.pk], "action": "assign", "assign_to": coordinator.user.pk}
+    )
+    coordinator.post(reverse("referrals:bulk"), {"ids": [a.pk, b.pk], "action": "accept"})
+    assert set(Referral.objects.values_list("assigned_to", "status")) == {(coordinator.user.pk, "accepted")}
+    nav = coordinator.get(reverse("core:home")).content.decode()
+    assert re.search(r'title="assigned to me">2<', nav)
+
+
+def test_queue_query_count_does_not_grow(client_for, make_referral, django_assert_num_queries):
+    c = client_for("coordinator")
+    make_referral()
+    c.get(reverse("referrals:queue"))
+    with django_assert_num_queries(13) as ctx:
+        c.get(reverse("referrals:queue"))
+    for i in range(15):
+        make_referral(patient_last_name=f"Patient{i}")
+    with django_assert_num_queries(len(ctx.captured_queries)):
+        c.get(reverse("referrals:queue"))
+
+
+def test_documents_are_served_decrypted_to_those_allowed(client_for, referral):
+    c = client_for("coordinator")
+    upload = c.post(reverse("referrals:upload", args=[referral.pk]), {"document": _pdf("fax.pdf")})
+    assert upload.status_code == 302
+    doc = referral.documents.get()
+    response = c.get(reverse("referrals:document", args=[referral.pk, doc.pk]))
+    assert response.content.startswith(b"%PDF") and response["Cache-Control"] == "no-store"
+    assert "fax" not in response["Content-Disposition"]
+    assert (
+        client_for("liaison", email="l2@example.org")
+        .get(reverse("referrals:document", args=[referral.pk, doc.pk]))
+        .status_code
+        == 403
+    )
+
+
+def _pdf(name: str):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, b"%PDF-1.4\n% a faxed referral\n", content_type="application/pdf")
+
+
+def test_api_creates_and_moves_a_referral(make_user, referring_provider):
+    user = make_user("coordinator")
+    _, raw = accounts.create_api_token(user, actor=user, name="ehr")
+    from django.test import Client
+
+    c = Client(headers={"Authorization": f"Bearer {raw}"})
+    body = {
+        **{k: v for k, v in PATIENT.items() if k != "patient_dob"},
+        "patient_dob": "1961-04-02",
+        "referring_npi": referring_provider.npi,
+    }
+    created = c.post("/api/v1/referrals", json.dumps(body), content_type="application/json")
+    assert created.status_code == 201, created.content
+    rid = created.json()["id"]
+    assert created.json()["referrer"]["npi"] == referring_provider.npi
+    bad = c.post(
+        f"/api/v1/referrals/{rid}/status", json.dumps({"status": "seen"}), content_type="application/json"
+    )
+    assert bad.status_code == 400 and "cannot become seen" in bad.json()["errors"]["__all__"][0]
+    ok = c.post(
+        f"/api/v1/referrals/{rid}/status", json.dumps({"status": "accepted"}), content_type="application/json"
+    )
+    assert ok.json()["status"] == "accepted" and "scheduled" in ok.json()["next_statuses"]
+    events = c.get(f"/api/v1/referrals/{rid}/events").json()
+    assert [e["to_status"] for e in events if e["kind"] == "status"] == ["received", "accepted"]
+    invalid = c.post(
+        "/api/v1/referrals",
+        json.dumps({**body, "patient_dob": "1890-01-01"}),
+        content_type="application/json",
+    )
+    assert invalid.status_code == 400 and "patient_dob" in invalid.json()["errors"]
