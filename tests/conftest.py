@@ -156,3 +156,24 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Transactional tests (browser tests) empty the tables after them, migration data included:
+    put the built-in specialties back for the tests that follow."""
+    if request.node.get_closest_marker("django_db") is None and not {"db", "transactional_db"} & set(
+        request.fixturenames
+    ):
+        return
+    request.getfixturevalue("transactional_db" if _is_transactional(request) else "db")
+    from liaison.directory.models import Taxonomy
+    from liaison.directory.taxonomy import load_builtin
+
+    if not Taxonomy.objects.exists():
+        load_builtin()
+
+
+def _is_transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames

@@ -42,7 +42,7 @@ def locations_near_sites(radius_miles: float, site: Location | None = None) -> Q
     )
 
 
-def _specialty_q(specialty: str, prefix: str) -> Q:
+def specialty_q(specialty: str, prefix: str) -> Q:
     term = specialty.strip()
     if TAXONOMY_RE.match(term.upper()):
         code = term.upper()
@@ -83,7 +83,7 @@ def search_providers(f: DirectoryFilters) -> QuerySet[Provider]:
             qs = qs.filter(Q(last_name__icontains=token) | Q(first_name__icontains=token))
     if f.specialty.strip():
         qs = qs.filter(
-            Exists(Provider.objects.filter(pk=OuterRef("pk")).filter(_specialty_q(f.specialty, "")))
+            Exists(Provider.objects.filter(pk=OuterRef("pk")).filter(specialty_q(f.specialty, "")))
         )
     at_location = Location.objects.filter(providers=OuterRef("pk"))
     if f.city.strip():
@@ -129,7 +129,7 @@ def search_practices(f: DirectoryFilters) -> QuerySet[Practice]:
         qs = qs.filter(
             Exists(
                 Provider.objects.filter(locations__practice=OuterRef("pk")).filter(
-                    _specialty_q(f.specialty, "")
+                    specialty_q(f.specialty, "")
                 )
             )
         )

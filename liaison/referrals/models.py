@@ -425,3 +425,45 @@ class PortalToken(models.Model):
 
     def __str__(self) -> str:
         return f"portal link for contact {self.contact_id}"
+
+
+class OutboundReferral(models.Model):
+    """Refer back: one of our patients referred to a partner (a primary-care physician or another
+    specialist), preferably one who refers to us."""
+
+    referral = models.ForeignKey(
+        Referral,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="outbound",
+        help_text="the referral that brought us the patient, if any",
+    )
+    patient_first_name = EncryptedTextField(blank=True)
+    patient_last_name = EncryptedTextField(blank=True)
+    patient_dob = EncryptedDateField(blank=True, null=True)
+    to_provider = models.ForeignKey(
+        "directory.Provider", on_delete=models.PROTECT, related_name="referrals_from_us"
+    )
+    to_location = models.ForeignKey(
+        "directory.Location",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="referrals_from_us",
+    )
+    specialty = models.ForeignKey(
+        "directory.Taxonomy", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = EncryptedTextField(blank=True)
+    urgency = models.CharField(max_length=8, choices=Urgency.choices, default=Urgency.ROUTINE)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    sent_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+    def __str__(self) -> str:
+        return f"Outbound referral #{self.pk}"

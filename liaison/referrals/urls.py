@@ -18,4 +18,6 @@ urlpatterns = [
     path("<int:pk>/documents/<int:doc_pk>/", views.document, name="document"),
     path("<int:pk>/letters/<int:notification_pk>/", views.letter, name="letter"),
     path("<int:pk>/match/", views.match_referrer, name="match_referrer"),
+    path("<int:pk>/refer-out/", views.refer_out, name="refer_out"),
+    path("reciprocity/", views.reciprocity, name="reciprocity"),
 ]

@@ -23,7 +23,7 @@ from liaison.core.forms import apply_errors
 from liaison.core.pagination import paginate
 from liaison.core.phi import decrypt_bytes
 from liaison.directory.models import Provider
-from liaison.referrals import selectors, services
+from liaison.referrals import referback, selectors, services
 from liaison.referrals.forms import (
     ContactForm,
     DocumentForm,
@@ -367,3 +367,56 @@ def service_levels(request: HttpRequest) -> HttpResponse:
         "nav": "referrals",
     }
     return render(request, "referrals/service_levels.html", ctx)
+
+
+@phi_required
+def refer_out(request: HttpRequest, pk: int) -> HttpResponse:
+    """Refer the patient of this referral on to a partner: suggestions first, then record it."""
+    referral = _referral(request, pk)
+    specialty = request.GET.get("specialty", "").strip()[:100]
+    radius = request.GET.get("radius_miles", "25")
+    suggestions: list[Any] = []
+    error = ""
+    if request.method == "POST":
+        provider = get_object_or_404(Provider.objects.referring(), pk=request.POST.get("provider") or 0)
+        try:
+            referback.refer_out(
+                actor=request.user,
+                to_provider=provider,
+                referral=referral,
+                specialty_code=request.POST.get("specialty_code", ""),
+                reason=request.POST.get("reason", "")[:2000],
+                urgency=request.POST.get("urgency", "routine"),
+            )
+        except ValidationError as exc:
+            _fail(request, exc)
+        else:
+            messages.success(request, f"Referred out to {provider.display_name}.")
+            return _back(referral)
+    elif specialty:
+        try:
+            suggestions = referback.suggest_partners(
+                specialty, referral.patient_zip, float(radius) if radius.replace(".", "", 1).isdigit() else 25
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    services.record_phi_view(request.user, referral)
+    return render(
+        request,
+        "referrals/refer_out.html",
+        {
+            "referral": referral,
+            "specialty": specialty,
+            "radius": radius,
+            "suggestions": suggestions,
+            "error": error,
+            "nav": "referrals",
+        },
+    )
+
+
+@phi_required
+def reciprocity(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "referrals/reciprocity.html", {"rows": referback.reciprocity(), "nav": "referrals"}
+    )
