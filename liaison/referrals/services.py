@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from liaison.audit.services import diff, record, snapshot
@@ -177,9 +177,11 @@ def find_duplicates(
     referring_provider: Provider | None,
     received_on: dt.date,
     days: int = 3,
+    among: QuerySet[Referral] | None = None,
 ) -> list[Referral]:
-    """Referrals for the same patient (last name + DOB) from the same referrer within a few days."""
-    qs = Referral.objects.filter(
+    """Referrals for the same patient (last name + DOB) from the same referrer within a few days,
+    among those given (e.g. the ones the user may see)."""
+    qs = (Referral.objects.all() if among is None else among).filter(
         patient_key=phi_index(patient_last_name, patient_dob),
         received_at__date__gte=received_on - dt.timedelta(days=days),
         received_at__date__lte=received_on + dt.timedelta(days=days),

@@ -122,16 +122,13 @@ def intake(request: HttpRequest) -> HttpResponse:
         info = form.referrer_info()
         provider, _ = services.resolve_referrer(info)
         if not form.cleaned_data["confirm_not_duplicate"]:
-            duplicates = [
-                r
-                for r in services.find_duplicates(
-                    patient_last_name=form.cleaned_data["patient_last_name"],
-                    patient_dob=form.cleaned_data["patient_dob"],
-                    referring_provider=provider,
-                    received_on=timezone.localdate(),
-                )
-                if r in selectors.Referral.objects.for_user(request.user)
-            ]
+            duplicates = services.find_duplicates(
+                patient_last_name=form.cleaned_data["patient_last_name"],
+                patient_dob=form.cleaned_data["patient_dob"],
+                referring_provider=provider,
+                received_on=timezone.localdate(),
+                among=selectors.Referral.objects.for_user(request.user),
+            )
         if duplicates:
             form.data = form.data.copy()
             form.data["confirm_not_duplicate"] = "on"
