@@ -113,9 +113,15 @@ class ReferralQuerySet(models.QuerySet["Referral"]):
         if not getattr(user, "can_see_phi", False):
             return self.none()
         if user.role == "physician":
-            if not user.provider_id:
-                return self.none()
-            return self.filter(referred_to_physician_id=user.provider_id)
+            granted = EmergencyAccess.objects.filter(user=user, expires_at__gt=timezone.now()).values(
+                "referral_id"
+            )
+            own = (
+                models.Q(referred_to_physician_id=user.provider_id)
+                if user.provider_id
+                else models.Q(pk__in=[])
+            )
+            return self.filter(own | models.Q(pk__in=granted))
         return self
 
 
@@ -467,3 +473,22 @@ class OutboundReferral(models.Model):
 
     def __str__(self) -> str:
         return f"Outbound referral #{self.pk}"
+
+
+class EmergencyAccess(models.Model):
+    """Break-glass: a physician opens a referral that is not theirs, giving a reason. The access
+    lasts an hour, is audited, and the admins are told (HIPAA 164.312(a)(2)(ii))."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="emergency_accesses"
+    )
+    referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="emergency_accesses")
+    reason = EncryptedTextField(help_text="may describe the patient's situation: encrypted")
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-granted_at"]
+
+    def __str__(self) -> str:
+        return f"emergency access to {self.referral} by user {self.user_id}"

@@ -26,6 +26,7 @@ from liaison.referrals.models import (
     PHI_FIELDS,
     TRANSITIONS,
     DeclineReason,
+    EmergencyAccess,
     EventKind,
     Referral,
     ReferralDocument,
@@ -493,3 +494,56 @@ def record_denied(actor: Any, object_id: object, path: str) -> None:
     record(
         actor, "denied", object_type="referrals.referral", object_id=str(object_id), object_repr=path[:200]
     )
+
+
+EMERGENCY_ACCESS_MINUTES = 60
+
+
+@transaction.atomic
+def grant_emergency_access(referral_id: int, *, actor: Any, reason: str) -> EmergencyAccess:
+    """Break-glass for a physician: an hour's access to one referral, with a reason, audited and
+    reported to the admins at once."""
+    from django.core.mail import mail_admins
+
+    from liaison.accounts.models import Role, User
+
+    if getattr(actor, "role", None) != Role.PHYSICIAN:
+        raise ValidationError(
+            {"reason": ["Emergency access is for physicians; other roles see what their work needs."]}
+        )
+    if len(reason.strip()) < 10:
+        raise ValidationError(
+            {"reason": ["Say why you need this patient's referral now (at least a few words)."]}
+        )
+    referral = Referral.objects.filter(pk=referral_id).first()
+    if referral is None:
+        raise ValidationError({"reason": ["There is no such referral."]})
+    access = EmergencyAccess.objects.create(
+        user=actor,
+        referral=referral,
+        reason=reason.strip()[:1000],
+        expires_at=timezone.now() + dt.timedelta(minutes=EMERGENCY_ACCESS_MINUTES),
+    )
+    record(
+        actor,
+        "emergency_access",
+        referral,
+        phi=True,
+        changes={"reason": "(recorded, encrypted)", "minutes": EMERGENCY_ACCESS_MINUTES},
+    )
+    admins = list(User.objects.filter(role=Role.ADMIN, is_active=True).values_list("email", flat=True))
+    message = (
+        f"{actor.email} used emergency access to referral #{referral.pk} at {timezone.localtime(access.granted_at):%Y-%m-%d %H:%M}.\n"
+        f"The reason given is on record (emergency access #{access.pk}); review it in the audit trail.\n"
+    )
+    if admins:
+        transaction.on_commit(lambda: _send(admins, message))
+    else:
+        transaction.on_commit(lambda: mail_admins("Emergency access used", message, fail_silently=True))
+    return access
+
+
+def _send(recipients: list[str], message: str) -> None:
+    from django.core.mail import send_mail
+
+    send_mail("Liaison: emergency access used", message, None, recipients, fail_silently=True)

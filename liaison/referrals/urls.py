@@ -19,5 +19,6 @@ urlpatterns = [
     path("<int:pk>/letters/<int:notification_pk>/", views.letter, name="letter"),
     path("<int:pk>/match/", views.match_referrer, name="match_referrer"),
     path("<int:pk>/refer-out/", views.refer_out, name="refer_out"),
+    path("<int:pk>/emergency-access/", views.emergency_access, name="emergency_access"),
     path("reciprocity/", views.reciprocity, name="reciprocity"),
 ]

@@ -179,7 +179,13 @@ def referrer_options(request: HttpRequest) -> HttpResponse:
 
 @phi_required
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
-    referral = _referral(request, pk)
+    try:
+        referral = _referral(request, pk)
+    except Http404:
+        if request.user.role != "physician":
+            raise
+        # Not one of their patients: a physician may still break the glass, with a reason.
+        return render(request, "referrals/restricted.html", {"pk": pk, "nav": "referrals"}, status=404)
     services.record_phi_view(request.user, referral)
     ctx = {
         "referral": referral,
@@ -417,3 +423,19 @@ def reciprocity(request: HttpRequest) -> HttpResponse:
     return render(
         request, "referrals/reciprocity.html", {"rows": referback.reciprocity(), "nav": "referrals"}
     )
+
+
+@phi_required
+@require_POST
+def emergency_access(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        services.grant_emergency_access(pk, actor=request.user, reason=request.POST.get("reason", ""))
+    except ValidationError as exc:
+        return render(
+            request,
+            "referrals/restricted.html",
+            {"pk": pk, "errors": exc.messages, "nav": "referrals"},
+            status=400,
+        )
+    messages.warning(request, "Emergency access granted for one hour. The administrators have been told.")
+    return redirect("referrals:detail", pk)

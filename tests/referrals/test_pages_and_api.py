@@ -269,3 +269,43 @@ def test_api_creates_and_moves_a_referral(make_user, referring_provider):
         content_type="application/json",
     )
     assert invalid.status_code == 400 and "patient_dob" in invalid.json()["errors"]
+
+
+def test_a_physician_breaks_the_glass_with_a_reason_and_the_admins_are_told(
+    client_for, make_user, make_referral, other_physician, our_physician, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    make_user("admin", email="boss@example.org")
+    theirs = make_referral(referred_to_physician=other_physician)
+    c = client_for("physician", provider=our_physician)
+    page = c.get(reverse("referrals:detail", args=[theirs.pk]))
+    assert (
+        page.status_code == 404 and b"emergency access" in page.content and b"Quackenbush" not in page.content
+    )
+    assert c.post(reverse("referrals:emergency_access", args=[theirs.pk]), {"reason": "x"}).status_code == 400
+    with django_capture_on_commit_callbacks(execute=True):
+        c.post(
+            reverse("referrals:emergency_access", args=[theirs.pk]),
+            {"reason": "Covering for Dr Surgeon on call tonight"},
+        )
+    assert b"Quackenbush" in c.get(reverse("referrals:detail", args=[theirs.pk])).content
+    event = AuditEvent.objects.get(action="emergency_access")
+    assert event.actor == c.user and "Covering" not in str(event.changes)
+    assert mail.outbox[-1].to == ["boss@example.org"] and "Quackenbush" not in mail.outbox[-1].body
+    from liaison.referrals.models import EmergencyAccess
+
+    EmergencyAccess.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert c.get(reverse("referrals:detail", args=[theirs.pk])).status_code == 404
+
+
+def test_only_physicians_break_the_glass(client_for, referral):
+    for role in ("liaison", "analyst"):
+        c = client_for(role, email=f"{role}2@example.org")
+        assert (
+            c.post(
+                reverse("referrals:emergency_access", args=[referral.pk]),
+                {"reason": "I really want to see it"},
+            ).status_code
+            == 403
+        )
