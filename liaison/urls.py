@@ -8,6 +8,8 @@ urlpatterns = [
     path("accounts/", include("liaison.accounts.urls")),
     path("audit/", include("liaison.audit.urls")),
     path("directory/", include("liaison.directory.urls")),
+    path("outreach/", include("liaison.outreach.urls")),
+    path("feedback/", include("liaison.feedback.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -43,7 +43,7 @@ def test_each_periodic_slot_is_enqueued_once_however_many_schedulers(db, setting
     assert "liaison.core.tasks.prune_finished_jobs" in schedule_due(now)
     assert schedule_due(now + timedelta(hours=1)) == []  # same daily slot: another scheduler finds it taken
     assert DBTaskResult.objects.filter(task_path="liaison.core.tasks.prune_finished_jobs").count() == 1
-    slot = PeriodicSlot.objects.get()
+    slot = PeriodicSlot.objects.get(name="liaison.core.tasks.prune_finished_jobs")
     assert slot.slot == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
     assert "liaison.core.tasks.prune_finished_jobs" in schedule_due(now + timedelta(days=1))
 
