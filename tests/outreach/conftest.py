@@ -82,7 +82,7 @@ def our_doctors(site, our_physician):
 
 @pytest.fixture
 def liaison(make_user):
-    return make_user("liaison")
+    return make_user("liaison", email="owner.liaison@example.org")
 
 
 @pytest.fixture
