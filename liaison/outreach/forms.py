@@ -137,6 +137,7 @@ class ActivityForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.account, self.user, self.activity = account, user, activity
         self.fields["our_physicians"].queryset = our_physicians()
+        self.fields["our_physicians"].label_from_instance = lambda p: p.display_name
         if account is not None:
             providers, contacts = selectors.account_people(account)
             extra_p = extra_c = []

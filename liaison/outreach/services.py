@@ -23,9 +23,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from liaison.accounts.models import Role, User
-from liaison.audit.services import record
+from liaison.audit.services import record, snapshot
 from liaison.core.geo import normalize_zip, zip_info
-from liaison.core.services import save_with_audit
+from liaison.core.services import audited_fields, save_with_audit
 from liaison.directory import services as directory
 from liaison.directory.models import Contact, ContactRole, Location, Practice, Provider
 from liaison.outreach import ledger
@@ -99,7 +99,7 @@ def _territory_owner(location: Location | None, territories: list[Territory] | N
 
 
 def _main_location(practice: Practice) -> Location | None:
-    return practice.locations.filter(is_active=True).order_by("pk").first()
+    return practice.locations.filter(is_active=True).select_related("practice").order_by("pk").first()
 
 
 def find_account(practice: Practice, location: Location | None = None) -> Account | None:
@@ -506,8 +506,9 @@ def preview_limit_warnings(
     )
 
 
-def _rewrite_ledger(activity: Activity, shares: dict[Provider, Decimal]) -> None:
-    LedgerEntry.objects.filter(activity=activity).delete()
+def _rewrite_ledger(activity: Activity, shares: dict[Provider, Decimal], *, creating: bool) -> None:
+    if not creating:
+        LedgerEntry.objects.filter(activity=activity).delete()
     day = timezone.localdate(activity.occurred_at)
     LedgerEntry.objects.bulk_create(
         LedgerEntry(activity=activity, provider=p, on=day, year=day.year, amount=amount)
@@ -515,31 +516,51 @@ def _rewrite_ledger(activity: Activity, shares: dict[Provider, Decimal]) -> None
     )
 
 
+def _attendee_keys(rows: Iterable[Attendee]) -> list[str]:
+    return sorted((f"p{a.provider_id}" if a.provider_id else f"c{a.contact_id}") for a in rows)
+
+
 def _set_attendees(
-    activity: Activity, our: list[Provider], providers: list[Provider], contacts: list[Contact]
+    activity: Activity,
+    our: list[Provider],
+    providers: list[Provider],
+    contacts: list[Contact],
+    *,
+    creating: bool,
 ) -> dict:
-    before = sorted(
-        (f"p{a.provider_id}" if a.provider_id else f"c{a.contact_id}") for a in activity.attendees.all()
-    )
-    activity.attendees.all().delete()
+    before = [] if creating else _attendee_keys(activity.attendees.all())
     rows = [Attendee(activity=activity, provider=p, is_ours=True) for p in dict.fromkeys(our)]
     rows += [Attendee(activity=activity, provider=p) for p in dict.fromkeys(providers)]
     rows += [Attendee(activity=activity, contact=c) for c in dict.fromkeys(contacts)]
+    after = _attendee_keys(rows)
+    if before == after:
+        return {}
+    if not creating:
+        activity.attendees.all().delete()
     Attendee.objects.bulk_create(rows)
-    after = sorted((f"p{a.provider_id}" if a.provider_id else f"c{a.contact_id}") for a in rows)
-    return {} if before == after else {"attendees": [before, after]}
+    return {"attendees": [before, after]}
 
 
-def _set_materials(activity: Activity, materials: Mapping[CollateralItem, int]) -> dict:
-    before = {m.item_id: m.quantity for m in activity.materials.all()}
+def _set_materials(activity: Activity, materials: Mapping[CollateralItem, int], *, creating: bool) -> dict:
+    before = {} if creating else {m.item_id: m.quantity for m in activity.materials.all()}
     after = {item.pk: int(q) for item, q in materials.items() if q and int(q) > 0}
     if before == after:
         return {}
-    activity.materials.all().delete()
+    if not creating:
+        activity.materials.all().delete()
     MaterialLeft.objects.bulk_create(
         MaterialLeft(activity=activity, item_id=pk, quantity=q) for pk, q in after.items()
     )
     return {"materials": [before, after]}
+
+
+def _create_activity(data: dict[str, Any]) -> tuple[Activity, dict[str, Any]]:
+    """Validate and insert a new activity; its audit row is written once the attendees are known."""
+    activity = Activity(**data)
+    activity.full_clean()
+    activity.save()
+    created = snapshot(activity, audited_fields(Activity))
+    return activity, {k: [None, v] for k, v in created.items() if v not in (None, "", False, [])}
 
 
 def _advance_stage(activity: Activity, office_attendees: int, *, actor: Any) -> None:
@@ -619,19 +640,18 @@ def _save_activity(
                 raise ValidationError({"new_attendees": ["Each new person needs a first name."]})
             if a.role not in ContactRole.values:
                 raise ValidationError({"new_attendees": [f"Unknown role {a.role!r}."]})
-        draft = Activity(**{k: v for k, v in data.items() if k in ACTIVITY_FIELDS})
-        draft.status = data.get("status", activity.status)
-        draft.cost = data.get("cost", activity.cost) or Decimal("0")
-        draft.office_head_count = data.get("office_head_count", activity.office_head_count)
+        status = data.get("status", activity.status)
+        cost = data.get("cost", activity.cost) or Decimal("0")
+        head_count = data.get("office_head_count", activity.office_head_count)
         occurred_at = data.get("occurred_at", activity.occurred_at)
         office_count = len(providers) + len(contacts) + len(new_attendees)
         warnings = preview_limit_warnings(
-            cost=draft.cost,
+            cost=cost,
             occurred_at=occurred_at,
             providers=providers,
             contacts_count=len(contacts) + len(new_attendees),
-            office_head_count=draft.office_head_count,
-            status=draft.status,
+            office_head_count=head_count,
+            status=status,
             activity=None if creating else activity,
         )
         over = [w for w in warnings if w.level == "over"]
@@ -643,7 +663,10 @@ def _save_activity(
                 },
                 code="over_limit",
             )
-        activity = save_with_audit(activity, data, actor=actor)
+        if creating:
+            activity, changes = _create_activity(data)
+        else:
+            activity, changes = save_with_audit(activity, data, actor=actor), {}
         for a in new_attendees:
             contacts.append(
                 directory.create_contact(
@@ -658,14 +681,12 @@ def _save_activity(
                     else None,
                 )
             )
-        changes = _set_attendees(activity, our_physicians, providers, contacts)
+        changes |= _set_attendees(activity, our_physicians, providers, contacts, creating=creating)
         if materials is not None:
-            changes |= _set_materials(activity, materials)
-        if changes and not creating:
-            record(actor, "update", activity, changes=changes)
-        elif changes:
-            record(actor, "attendees", activity, changes=changes)
-        _rewrite_ledger(activity, _shares_for(activity, providers, contacts))
+            changes |= _set_materials(activity, materials, creating=creating)
+        if creating or changes:
+            record(actor, "create" if creating else "update", activity, changes=changes)
+        _rewrite_ledger(activity, _shares_for(activity, providers, contacts), creating=creating)
         _advance_stage(activity, office_count, actor=actor)
         _close_satisfied_cadence_tasks(activity, actor=actor)
         if follow_up is not None:

@@ -173,6 +173,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contacts": contacts,
         "location": selectors.account_location(account),
         "stage_form": StageForm(initial={"stage": account.stage}),
+        "today": timezone.localdate(),
     }
     return render(request, "outreach/account_detail.html", ctx)
 

@@ -93,10 +93,20 @@ def test_a_new_user_finds_providers_opens_a_practice_and_adds_a_contact(page, de
 def test_pages_fit_a_phone_screen(phone, demo):
     sign_in(phone, "liaison@liaison.example", DEMO_PASSWORD)
     practice = Location.objects.referring().first().practice
+    from liaison.outreach.models import Account
+
+    account = Account.objects.filter(activities__kind="lunch").first()
     for url in [
         "/directory/providers/?radius_miles=10",
         f"/directory/practices/{practice.pk}/",
         "/directory/contacts/",
+        "/outreach/",
+        "/outreach/accounts/",
+        f"/outreach/accounts/{account.pk}/",
+        f"/outreach/activities/new/?account={account.pk}",
+        "/outreach/route/",
+        "/outreach/ledger/",
+        "/feedback/issues/",
     ]:
         phone.goto(url)
         overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")

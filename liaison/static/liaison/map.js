@@ -16,7 +16,7 @@
     tier: { A: "Tier A", B: "Tier B", C: "Tier C", "": "No tier" },
     trend: { rising: "Rising", steady: "Steady", cooling: "Cooling", unknown: "Unknown" },
   };
-  const map = L.map(el, { preferCanvas: false });
+  const map = L.map(el, { minZoom: 3, maxZoom: 18, zoomSnap: 0.25 });
   if (el.dataset.tiles) {
     L.tileLayer(el.dataset.tiles, { maxZoom: 19, attribution: el.dataset.attribution || "" }).addTo(map);
   }
@@ -56,6 +56,7 @@
   document.getElementById("colour-by").addEventListener("change", draw);
   document.getElementById("mine-only").addEventListener("change", draw);
   draw();
-  if (bounds.length) map.fitBounds(bounds, { padding: [20, 20] });
+  map.invalidateSize();
+  if (bounds.length) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 14 });
   else map.setView([39.5, -98.35], 4);
 })();
