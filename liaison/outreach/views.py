@@ -846,7 +846,6 @@ def route(request: HttpRequest) -> HttpResponse:
             "picked": picked,
             "lunches": lunches,
             "query": request.GET.urlencode(),
-            "clock": routing.clock,
         },
     )
 

@@ -22,22 +22,41 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def office_world(db):
     ours = directory.create_practice(actor="test", name="Scioto Test Orthopaedics", is_ours=True)
-    site = directory.create_location(ours, actor="test", name="Downtown", address_line1="1 Main St", city="Columbus", state="OH", zip_code="43215")
+    site = directory.create_location(
+        ours,
+        actor="test",
+        name="Downtown",
+        address_line1="1 Main St",
+        city="Columbus",
+        state="OH",
+        zip_code="43215",
+    )
     docs = [
-        directory.create_provider(actor="test", first_name=f, last_name=l, credential="MD", npi=make_npi(500 + i), is_ours=True,
+        directory.create_provider(actor="test", first_name=first, last_name=last, credential="MD", npi=make_npi(500 + i), is_ours=True,
                                   primary_taxonomy_code="207X00000X", locations=[site])
-        for i, (f, l) in enumerate([("Olivia", "Bone"), ("Hugo", "Hip"), ("Sara", "Spine")])
+        for i, (first, last) in enumerate([("Olivia", "Bone"), ("Hugo", "Hip"), ("Sara", "Spine")])
     ]  # fmt: skip
     practice = directory.create_practice(actor="test", name="Maple Family Medicine")
-    loc = directory.create_location(practice, actor="test", address_line1="10 Oak Ave", city="Columbus", state="OH", zip_code="43212")
+    loc = directory.create_location(
+        practice, actor="test", address_line1="10 Oak Ave", city="Columbus", state="OH", zip_code="43212"
+    )
     family = directory.create_provider(actor="test", first_name="Frank", last_name="Family", credential="MD", npi=make_npi(510),
                                        primary_taxonomy_code="207Q00000X", locations=[loc])  # fmt: skip
     internist = directory.create_provider(actor="test", first_name="Ida", last_name="Internist", credential="DO", npi=make_npi(511),
                                           primary_taxonomy_code="207R00000X", locations=[loc])  # fmt: skip
-    nurse = directory.create_contact(practice, actor="test", first_name="Nora", last_name="Nurse", role="nurse")
+    nurse = directory.create_contact(
+        practice, actor="test", first_name="Nora", last_name="Nurse", role="nurse"
+    )
     liaison = User.objects.create_user("lee@example.org", PASSWORD, full_name="Lee Liaison", role="liaison")
     account = services.add_to_pipeline(practice, actor="test", owner=liaison)
-    return {"docs": docs, "family": family, "internist": internist, "nurse": nurse, "liaison": liaison, "account": account}
+    return {
+        "docs": docs,
+        "family": family,
+        "internist": internist,
+        "nurse": nurse,
+        "liaison": liaison,
+        "account": account,
+    }
 
 
 def test_a_liaison_logs_a_lunch_with_both_sides_on_a_phone(phone, office_world):
@@ -80,7 +99,14 @@ def test_a_liaison_logs_a_lunch_with_both_sides_on_a_phone(phone, office_world):
     expect(page.locator(".messages")).to_contain_text("Logged: lunch / in-service at Maple Family Medicine")
     timeline = page.locator("#timeline")
     expect(timeline).to_contain_text("Lunch / in-service")
-    for name in ["Olivia Bone, MD", "Hugo Hip, MD", "Frank Family, MD", "Ida Internist, DO", "Nora Nurse", "Rita Referral"]:
+    for name in [
+        "Olivia Bone, MD",
+        "Hugo Hip, MD",
+        "Frank Family, MD",
+        "Ida Internist, DO",
+        "Nora Nurse",
+        "Rita Referral",
+    ]:
         expect(timeline).to_contain_text(name)
     expect(timeline).to_contain_text("Next: Send Dr Family the knee pathway")
     ledger = page.locator("#ledger")
@@ -94,7 +120,10 @@ def test_a_liaison_logs_a_lunch_with_both_sides_on_a_phone(phone, office_world):
     activity = Activity.objects.get()
     assert activity.attendees.count() == 6 and activity.liaison == w["liaison"]
     assert Contact.objects.get(first_name="Rita").role == "referral_coordinator"
-    assert sorted(LedgerEntry.objects.values_list("provider__last_name", flat=True)) == ["Family", "Internist"]
+    assert sorted(LedgerEntry.objects.values_list("provider__last_name", flat=True)) == [
+        "Family",
+        "Internist",
+    ]
     assert Task.objects.get().assignee == w["liaison"]
 
     # The task is done from the Today page, on the phone.

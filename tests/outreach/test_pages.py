@@ -489,3 +489,19 @@ def test_no_outreach_page_answers_with_an_error(client_for, role, account):
     c = client_for(role)
     for url in [reverse("outreach:today"), reverse("outreach:tasks"), reverse("outreach:calendar")]:
         assert c.get(url).status_code in (200, 403), url
+
+
+def test_the_map_works_without_tiles_and_uses_the_configured_tile_server(client_for, account, site, settings):
+    c = client_for("liaison")
+    page = c.get(reverse("outreach:map")).content.decode()
+    assert 'data-tiles=""' in page and "No map tiles are configured" in page
+    assert '"name": "Maple Family Medicine"' in page and '"stage": "target"' in page
+    data = c.get(reverse("outreach:map_data")).json()
+    assert data["accounts"][0]["lat"] == pytest.approx(39.98, abs=0.05) and data["sites"][0]["name"].endswith(
+        "Downtown"
+    )
+    settings.LIAISON_MAP_TILES = "https://tiles.example.org/{z}/{x}/{y}.png"
+    assert (
+        'data-tiles="https://tiles.example.org/{z}/{x}/{y}.png"'
+        in c.get(reverse("outreach:map")).content.decode()
+    )
