@@ -14,7 +14,7 @@ from liaison.accounts.models import Role
 from liaison.core.demo import DemoContext
 from liaison.directory.models import Contact, ContactRole
 from liaison.feedback import services
-from liaison.feedback.models import Issue, IssueEvent, IssueStatus, Survey, SurveyInvitation, SurveyResponse
+from liaison.feedback.models import Issue, IssueEvent, IssueStatus, SurveyInvitation, SurveyResponse
 from liaison.outreach.demo import ISSUES, RESOLUTIONS
 from liaison.outreach.models import Stage
 
@@ -92,7 +92,7 @@ def generate(ctx: DemoContext) -> str:
         n_issues += 1
 
     # Surveys: two waves, ten months and three months ago, to the coordinators and office managers.
-    survey = Survey.objects.filter(is_active=True).first()
+    survey = services.ensure_default_survey()
     answered = sent = 0
     for wave_days in (300, 90):
         for account in rng.sample(touched, k=min(len(touched), 35)):

@@ -311,3 +311,23 @@ def submit_survey_response(
     invitation.save(update_fields=["responded_at"])
     record(f"survey respondent (invitation {invitation.pk})", "answer", response)
     return response
+
+
+DEFAULT_QUESTIONS = [
+    {"key": "ease", "text": "How easy is it to refer a patient to us?"},
+    {"key": "speed", "text": "How quickly are your patients seen?"},
+    {"key": "communication", "text": "How well do we keep you informed (consult notes, updates)?"},
+    {"key": "staff", "text": "How courteous and helpful is our staff?"},
+]
+
+
+def ensure_default_survey() -> Survey:
+    """The survey the migration creates (a flushed database needs it again)."""
+    survey = Survey.objects.filter(is_active=True).order_by("-created_at").first()
+    if survey is None:
+        survey = Survey.objects.create(
+            title="How are we doing for your patients?",
+            intro="Two minutes, five questions. Your answers go to our physician relations team.",
+            questions=DEFAULT_QUESTIONS,
+        )
+    return survey

@@ -142,6 +142,7 @@ def generate(ctx: DemoContext) -> str:
         validate=False,
     )
     our_physicians = ctx.data["our_physicians"]
+    services.ensure_reference_data()  # normally there from the migration; a flushed database needs it
 
     # Territories: Franklin County (Columbus) for Lee, the surrounding counties for Jordan.
     counties = Counter(

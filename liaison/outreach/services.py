@@ -1014,3 +1014,33 @@ def plan_route_visits(
             )
         )
     return out
+
+
+# Reference data ---------------------------------------------------------------------------------
+
+STARTING_TIERS = [
+    ("A", "Key account", "High referral value or potential: see them monthly, feed them quarterly.", 1,
+     [("in_person", 30, "day"), ("lunch", 1, "quarter")]),
+    ("B", "Growth account", "Refers sometimes or could refer more.", 2,
+     [("in_person", 60, "day"), ("lunch", 2, "quarter")]),
+    ("C", "Maintain", "Low volume: keep in touch.", 3, [("any", 90, "day")]),
+]  # fmt: skip
+CMS_LIMITS = [
+    (2024, Decimal("507.00"), "CMS non-monetary compensation limit for CY 2024"),
+    (2025, Decimal("521.00"), "CMS non-monetary compensation limit for CY 2025"),
+    (2026, Decimal("535.00"), "CMS non-monetary compensation limit for CY 2026"),
+]
+
+
+def ensure_reference_data() -> None:
+    """The starting tiers and the CMS limits, as the migration seeds them (a flushed database,
+    as in browser tests, needs them again). Leaves existing rows alone."""
+    for code, name, description, rank, rules in STARTING_TIERS:
+        tier, created = Tier.objects.get_or_create(
+            code=code, defaults={"name": name, "description": description, "rank": rank}
+        )
+        if created:
+            for touch, every, unit in rules:
+                CadenceRule.objects.create(tier=tier, touch=touch, every=every, unit=unit)
+    for year, amount, note in CMS_LIMITS:
+        CompensationLimit.objects.get_or_create(year=year, defaults={"amount": amount, "note": note})

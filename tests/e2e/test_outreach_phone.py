@@ -21,6 +21,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def office_world(db):
+    from liaison.directory.taxonomy import load_builtin
+
+    load_builtin()  # the browser tests flush the database, migrations' data included
+    services.ensure_reference_data()
     ours = directory.create_practice(actor="test", name="Scioto Test Orthopaedics", is_ours=True)
     site = directory.create_location(
         ours,

@@ -191,3 +191,24 @@ def test_our_physicians_cannot_be_listed_as_referring_providers(account, office,
         lunch(account, office, our_doctors, when=local(2026, 2, 1), providers=[our_doctors[0]])
     assert "providers" in exc.value.message_dict
     assert not Provider.objects.filter(npi=make_npi(99)).exists()
+
+
+def test_the_reference_data_the_demo_restores_is_what_the_migration_seeds(db):
+    from liaison.outreach.models import CadenceRule, Tier
+
+    before = (
+        Tier.objects.count(),
+        CadenceRule.objects.count(),
+        list(CompensationLimit.objects.values_list("year", "amount")),
+    )
+    services.ensure_reference_data()
+    after = (
+        Tier.objects.count(),
+        CadenceRule.objects.count(),
+        list(CompensationLimit.objects.values_list("year", "amount")),
+    )
+    assert (
+        before
+        == after
+        == (3, 5, [(2026, Decimal("535.00")), (2025, Decimal("521.00")), (2024, Decimal("507.00"))])
+    )
