@@ -169,7 +169,7 @@ def generate(ctx: DemoContext) -> str:
     # The pipeline: three practices in four, with a tier and a life story.
     practices = list(ctx.data["practices"])
     rng.shuffle(practices)
-    chosen = practices[: round(len(practices) * 0.75)]
+    chosen = practices[: round(len(practices) * 0.65)]
     start = today - timedelta(days=365)
     plans: list[dict[str, Any]] = []
     for practice in chosen:
@@ -193,7 +193,7 @@ def generate(ctx: DemoContext) -> str:
 
     # Touches, in date order across all accounts.
     events: list[tuple[datetime, int, str, dict]] = []
-    every = {"A": (30, 91), "B": (75, 182), "C": (120, None)}
+    every = {"A": (40, 91), "B": (90, 182), "C": (150, None)}
     for i, plan in enumerate(plans):
         if plan["fate"] == "target":
             continue

@@ -239,6 +239,13 @@ class ActivityForm(forms.Form):
             self.add_error("next_step", "What is the next step? It becomes the task's title.")
         if data.get("follow_up_due") and not data.get("follow_up_assignee"):
             self.add_error("follow_up_assignee", "Who does it?")
+        when = data.get("occurred_at")
+        if (
+            when
+            and data.get("status") == ActivityStatus.COMPLETED
+            and when > timezone.now() + timedelta(minutes=30)
+        ):
+            data["status"] = ActivityStatus.PLANNED  # a time ahead is a plan, whatever the default said
         return data
 
     def service_kwargs(self) -> dict[str, Any]:

@@ -334,11 +334,18 @@ class Attention:
     at_risk: list[Account] = field(default_factory=list)
     overdue_tasks: list[Task] = field(default_factory=list)
     overdue_issues: list[Any] = field(default_factory=list)
+    unconfirmed: list[Activity] = field(default_factory=list)
     no_owner: int = 0
 
     @property
     def count(self) -> int:
-        return len(self.due) + len(self.at_risk) + len(self.overdue_tasks) + len(self.overdue_issues)
+        return (
+            len(self.due)
+            + len(self.at_risk)
+            + len(self.overdue_tasks)
+            + len(self.overdue_issues)
+            + len(self.unconfirmed)
+        )
 
 
 def needs_attention(user: User, *, owner: str = "me", today: date | None = None) -> Attention:
@@ -366,7 +373,17 @@ def needs_attention(user: User, *, owner: str = "me", today: date | None = None)
     tasks = tasks_for(user).filter(status=TaskStatus.OPEN, due_on__lt=today)
     tasks = tasks.filter(assignee=user) if owner == "me" else tasks.filter(account__in=accounts)
     issues = feedback.overdue_issues(practices=accounts.values("practice"), today=today)
+    # Planned visits whose day has passed: done (say so, it counts) or cancelled?
+    unconfirmed = activities_for(user).filter(
+        status=ActivityStatus.PLANNED, occurred_at__lt=timezone.now() - timedelta(hours=12)
+    )
+    unconfirmed = (
+        unconfirmed.filter(liaison=user) if owner == "me" else unconfirmed.filter(account__in=accounts)
+    )
     return Attention(
+        unconfirmed=list(
+            unconfirmed.select_related("account__practice", "account__location").order_by("occurred_at")[:100]
+        ),
         due=due,
         at_risk=at_risk,
         overdue_tasks=list(

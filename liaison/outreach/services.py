@@ -557,7 +557,10 @@ def _set_materials(activity: Activity, materials: Mapping[CollateralItem, int], 
 def _create_activity(data: dict[str, Any]) -> tuple[Activity, dict[str, Any]]:
     """Validate and insert a new activity; its audit row is written once the attendees are known."""
     activity = Activity(**data)
-    activity.full_clean()
+    # The related rows were handed over as fetched instances: checking that they exist would be
+    # three more queries per activity (the database's foreign keys still guarantee it).
+    activity.clean_fields(exclude=["account", "location", "liaison"])
+    activity.clean()
     activity.save()
     created = snapshot(activity, audited_fields(Activity))
     return activity, {k: [None, v] for k, v in created.items() if v not in (None, "", False, [])}
@@ -618,6 +621,11 @@ def _save_activity(
     unknown = set(fields) - set(ACTIVITY_FIELDS)
     if unknown:
         raise TypeError(f"unknown activity fields: {', '.join(sorted(unknown))}")
+    when = fields.get("occurred_at", activity.occurred_at)
+    if fields.get("status", activity.status) == ActivityStatus.COMPLETED and when > timezone.now() + _GRACE:
+        raise ValidationError(
+            {"occurred_at": ["This time is in the future: mark it planned, or correct the time."]}
+        )
     our_physicians, providers, contacts = list(our_physicians), list(providers), list(contacts)
     new_attendees = [a for a in new_attendees if a.first_name.strip() or a.last_name.strip()]
     _check_attendees(our_physicians, providers, contacts)

@@ -273,11 +273,11 @@ def _more_accounts(n, make_user):
         ("/outreach/accounts/?stage=engaged&owner=none&q=practice", 6),
         ("/outreach/activities/", 8),
         ("/outreach/tasks/?assignee=", 5),
-        ("/outreach/attention/?owner=", 9),
+        ("/outreach/attention/?owner=", 10),
         ("/outreach/ledger/", 6),
         ("/outreach/physicians/", 4),
         ("/outreach/collateral/", 3),
-        ("/outreach/", 11),
+        ("/outreach/", 12),
         ("/outreach/map/", 4),
         ("/outreach/route/", 4),
         ("/feedback/issues/", 5),
@@ -505,3 +505,22 @@ def test_the_map_works_without_tiles_and_uses_the_configured_tile_server(client_
         'data-tiles="https://tiles.example.org/{z}/{x}/{y}.png"'
         in c.get(reverse("outreach:map")).content.decode()
     )
+
+
+def test_a_time_ahead_on_the_form_makes_a_planned_lunch(client, account, office, our_doctors):
+    client.force_login(account.owner)
+    when = (timezone.localtime() + timedelta(days=3)).strftime("%Y-%m-%dT12:00")
+    url = reverse("outreach:activity_new") + f"?account={account.pk}"
+    client.post(
+        url,
+        form_data(
+            account,
+            office,
+            our_doctors,
+            occurred_at=when,
+            new_1_first_name="",
+            new_1_last_name="",
+            follow_up_due="",
+        ),
+    )
+    assert Activity.objects.get().status == "planned"

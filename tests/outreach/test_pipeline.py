@@ -314,3 +314,28 @@ def test_directory_contact_changes_do_not_touch_activities(account, office, liai
     a = services.log_activity(actor=liaison, account=account, kind="visit", contacts=[office.nurse])
     directory.update_contact(office.nurse, actor="test", is_active=False)
     assert a.attendees.count() == 1
+
+
+def test_a_done_activity_cannot_be_in_the_future(account, liaison):
+    from django.utils import timezone
+
+    with pytest.raises(ValidationError) as exc:
+        services.log_activity(
+            actor=liaison,
+            account=account,
+            kind="visit",
+            status="completed",
+            occurred_at=timezone.now() + timedelta(days=2),
+        )
+    assert "mark it planned" in exc.value.message_dict["occurred_at"][0]
+
+
+def test_a_planned_visit_whose_day_has_passed_needs_attention(account, liaison):
+    from liaison.outreach import selectors
+
+    a = services.log_activity(
+        actor=liaison, account=account, kind="visit", occurred_at=local(2026, 1, 5), status="planned"
+    )
+    assert [x.pk for x in selectors.needs_attention(liaison).unconfirmed] == [a.pk]
+    services.update_activity(a, actor=liaison, status="completed")
+    assert selectors.needs_attention(liaison).unconfirmed == []
