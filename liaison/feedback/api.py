@@ -112,6 +112,7 @@ def list_issues(
     practice_id: Id | None = None,
     overdue: bool = False,
 ) -> QuerySet[Issue]:
+    require(request.user.can_read_outreach)
     practice = get_object_or_404(Practice, pk=practice_id) if practice_id else None
     f = selectors.IssueFilters(status, category, severity, assignee, practice, overdue)
     return selectors.search_issues(request.user, f)
@@ -119,6 +120,7 @@ def list_issues(
 
 @router.get("/issues/{issue_id}", response=IssueDetailOut)
 def get_issue(request: HttpRequest, issue_id: Id) -> Issue:
+    require(request.user.can_read_outreach)
     return selectors.get_issue_for_user(request.user, issue_id)
 
 
