@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "liaison.audit",
     "liaison.directory",
     "liaison.referrals",
+    "liaison.outreach",
+    "liaison.feedback",
 ]
 
 MIDDLEWARE = [
@@ -238,3 +240,12 @@ LIAISON_ORGANISATION_NAME = env.str("LIAISON_ORGANISATION_NAME", default="")
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 500
 FORM_RENDERER = "liaison.core.forms.LiaisonFormRenderer"
+
+# Outreach: the map's tile server (none by default: markers on a plain background, offline-safe),
+# and the day-route model (straight-line miles times a road factor, at an average speed).
+LIAISON_MAP_TILES = env.str("LIAISON_MAP_TILES", default="")
+LIAISON_MAP_ATTRIBUTION = env.str("LIAISON_MAP_ATTRIBUTION", default="")
+LIAISON_ROAD_FACTOR = env.float("LIAISON_ROAD_FACTOR", default=1.3)
+LIAISON_ROUTE_MPH = env.float("LIAISON_ROUTE_MPH", default=28.0)
+LIAISON_COLLATERAL_MAX_MB = env.int("LIAISON_COLLATERAL_MAX_MB", default=20)
+FILE_UPLOAD_PERMISSIONS = 0o640

@@ -10,6 +10,8 @@ urlpatterns = [
     path("directory/", include("liaison.directory.urls")),
     path("referrals/", include("liaison.referrals.urls")),
     path("portal/", include("liaison.referrals.portal_urls")),
+    path("outreach/", include("liaison.outreach.urls")),
+    path("feedback/", include("liaison.feedback.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

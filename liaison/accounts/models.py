@@ -21,6 +21,11 @@ class Role(models.TextChoices):
 PHI_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.COORDINATOR, Role.PHYSICIAN})
 DIRECTORY_EDITOR_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR})
 READ_ONLY_ROLES = frozenset({Role.ANALYST})
+# Outreach (accounts, activities, tasks, issues) holds no patient data. Physicians see only their
+# own tasks and the lunches they attend, through their own pages.
+OUTREACH_READER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR, Role.ANALYST})
+OUTREACH_WRITER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR})
+OUTREACH_MANAGER_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
 
 
 class UserManager(BaseUserManager["User"]):
@@ -88,6 +93,21 @@ class User(AbstractBaseUser):
     @property
     def can_edit_directory(self) -> bool:
         return self.is_active and self.role in DIRECTORY_EDITOR_ROLES
+
+    @property
+    def can_read_outreach(self) -> bool:
+        """Every account, activity, task and issue (read-only for analysts)."""
+        return self.is_active and self.role in OUTREACH_READER_ROLES
+
+    @property
+    def can_log_outreach(self) -> bool:
+        """Log activities, create tasks, log issues from referring offices."""
+        return self.is_active and self.role in OUTREACH_WRITER_ROLES
+
+    @property
+    def can_manage_outreach(self) -> bool:
+        """Territories, tiers, account owners, anyone's activities, surveys."""
+        return self.is_active and self.role in OUTREACH_MANAGER_ROLES
 
     @property
     def is_read_only(self) -> bool:

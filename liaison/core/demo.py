@@ -16,6 +16,8 @@ from typing import Any
 DEMO_STEPS = [
     "liaison.directory.demo.generate",
     "liaison.accounts.demo.generate",
+    "liaison.outreach.demo.generate",
+    "liaison.feedback.demo.generate",
     "liaison.referrals.demo.generate",
 ]
 

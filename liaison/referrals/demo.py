@@ -135,9 +135,18 @@ def _season(day: dt.date) -> float:
     return 1.0
 
 
-def _profiles(ctx: DemoContext, providers: list[Any], today: dt.date) -> dict[int, dict[str, Any]]:
+def _profiles(
+    ctx: DemoContext, providers: list[Any], today: dt.date, accounts: dict[int, Any]
+) -> dict[int, dict[str, Any]]:
+    """How each referrer behaves; where outreach has a story for the practice, the referrals follow it:
+    prospects do not refer yet, accounts opened by outreach start at their first referral, at-risk
+    ones cool off and lapsed ones stopped."""
+    from liaison.outreach.models import PROSPECT_STAGES, Stage
+
     rng, profiles = ctx.rng, {}
     for p in providers:
+        location = p.locations.first()
+        account = accounts.get(location.practice_id) if location else None
         mid_level = p.credential in ("NP", "PA-C")
         base = math.exp(rng.gauss(-0.6, 1.0)) * (0.5 if mid_level else 1.0)
         kind = _pick(rng, [("loyal", 62), ("splitter", 22), ("cooling", 9), ("new", 7)])
@@ -156,6 +165,29 @@ def _profiles(ctx: DemoContext, providers: list[Any], today: dt.date) -> dict[in
             profile["drop"] = rng.uniform(0.6, 1.0)
         elif kind == "new":
             profile["start"] = today - dt.timedelta(days=rng.randrange(60, 270))
+        if account is not None:
+            if account.stage in PROSPECT_STAGES:
+                profile.update(rate=0.0, kind="prospect")
+            elif account.first_referral_after_outreach and account.first_referral_at:
+                profile.update(
+                    start=timezone.localtime(account.first_referral_at).date(),
+                    kind="opened by outreach",
+                    drop_at=None,
+                    drop=0.0,
+                )
+                profile["rate"] = max(profile["rate"], 0.8)
+            if account.stage == Stage.AT_RISK:
+                profile.update(
+                    kind="cooling",
+                    rate=max(profile["rate"], 1.5),
+                    drop_at=today - dt.timedelta(days=rng.randrange(45, 150)),
+                    drop=rng.uniform(0.6, 0.9),
+                )
+            elif account.stage == Stage.LAPSED:
+                lapsed_on = timezone.localtime(account.stage_changed_at).date()
+                profile.update(
+                    kind="lapsed", drop_at=lapsed_on - dt.timedelta(days=rng.randrange(30, 90)), drop=1.0
+                )
         profiles[p.pk] = profile
     return profiles
 
@@ -261,8 +293,12 @@ def generate(ctx: DemoContext) -> str:
     for physician in physicians:
         reasons[physician.pk] = SERVICE_LINES[physician.primary_taxonomy_id][4]
 
-    providers = [p for p in ctx.data["referring_providers"]]
-    profiles = _profiles(ctx, providers, today)
+    from liaison.outreach.models import Account
+    from liaison.outreach.services import record_first_referral
+
+    providers = list(ctx.data["referring_providers"])
+    accounts = {a.practice_id: a for a in Account.objects.filter(location__isnull=True)}
+    profiles = _profiles(ctx, providers, today, accounts)
     locations = {p.pk: p.locations.first() for p in providers}
     history: list[tuple[Any, dt.datetime]] = []
     for p in providers:
@@ -364,6 +400,15 @@ def generate(ctx: DemoContext) -> str:
             )
             previous = status
     ReferralEvent.objects.bulk_create(events, batch_size=2000)
+    # Practices that refer without any outreach story become referring accounts, from their first referral.
+    first_by_practice: dict[int, dt.datetime] = {}
+    for referral in bulk_rows:
+        if referral.referring_location is not None:
+            first_by_practice.setdefault(referral.referring_location.practice_id, referral.received_at)
+    practices = {p.pk: p for p in ctx.data["practices"]}
+    for practice_id, first in first_by_practice.items():
+        if practice_id not in accounts:
+            record_first_referral(practices[practice_id], when=first, actor=DEMO_ACTOR)
     record(
         DEMO_ACTOR,
         "import",

@@ -235,6 +235,7 @@ def receive_referral(
         to_status=Status.RECEIVED,
         data={"channel": referral.channel},
     )
+    _tell_outreach(referral, actor)
     record(
         actor,
         "create",
@@ -249,6 +250,20 @@ def receive_referral(
     )
     _notify_on_commit(event)
     return referral
+
+
+def _tell_outreach(referral: Referral, actor: Any) -> None:
+    """A referral from a practice opens (or reopens) its outreach account: the pipeline's
+    "referring" stage comes from real referrals."""
+    from liaison.outreach.services import record_first_referral
+
+    location = referral.referring_location
+    practice = location.practice if location is not None else None
+    if practice is None and referral.referring_provider is not None:
+        first = referral.referring_provider.locations.select_related("practice").first()
+        practice = first.practice if first is not None else None
+    if practice is not None and not practice.is_ours:
+        record_first_referral(practice, when=referral.received_at, actor=actor, location=location)
 
 
 def _notify_on_commit(event: ReferralEvent) -> None:
@@ -414,6 +429,7 @@ def match_referrer(
         update_fields=["referring_provider", "referring_location", "referrer_to_match", "updated_at"]
     )
     _event(referral, EventKind.REFERRER, actor=actor, data={"provider": provider.pk, "was": before})
+    _tell_outreach(referral, actor)
     record(actor, "match_referrer", referral, changes={"referring_provider": [before, provider.pk]})
     return referral
 

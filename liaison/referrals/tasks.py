@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
 from liaison.core.jobs import job, periodic
-from liaison.referrals.models import Referral, ReferralEvent, SlaBreach, Status
+from liaison.referrals.models import Referral, ReferralEvent, SlaBreach, SlaKind, Status
 from liaison.referrals.sla import due_dates, holidays_between
 
 
@@ -40,8 +40,44 @@ def check_service_levels() -> dict[str, int]:
                 SlaBreach.objects.create(
                     referral=referral, kind=due.kind, due_at=due.due_at, resolved_at=due.done_at
                 )
+                if due.done_at is None:
+                    _task_for_assignee(referral, due.kind, now)
                 opened += 1
             elif breach is not None and breach.resolved_at is None and due.done_at is not None:
                 SlaBreach.objects.filter(pk=breach.pk).update(resolved_at=due.done_at)
+                _close_task(referral, due.kind)
                 resolved += 1
     return {"opened": opened, "resolved": resolved}
+
+
+def _task_for_assignee(referral: Referral, kind: str, now: datetime) -> None:
+    """An overdue step becomes a task on the coordinator's list (no patient data in it)."""
+    from liaison.outreach.models import TaskKind
+    from liaison.outreach.services import ASSIGNEE_ROLES, create_task
+
+    if referral.assigned_to is None or not referral.assigned_to.has_role(*ASSIGNEE_ROLES):
+        return  # unassigned: the manager view and the queue's "overdue" list show it
+    create_task(
+        actor="service-level check",
+        title=f"Referral #{referral.pk}: {SlaKind(kind).label.lower()} overdue",
+        due_on=timezone.localtime(now).date(),
+        assignee=referral.assigned_to,
+        kind=TaskKind.SERVICE_LEVEL,
+        details=f"/referrals/{referral.pk}/",
+        referral=referral,
+    )
+
+
+def _title(referral: Referral, kind: str) -> str:
+    return f"Referral #{referral.pk}: {SlaKind(kind).label.lower()} overdue"
+
+
+def _close_task(referral: Referral, kind: str) -> None:
+    from liaison.outreach.models import Task, TaskKind, TaskStatus
+    from liaison.outreach.services import complete_task
+
+    open_tasks = Task.objects.filter(
+        referral=referral, kind=TaskKind.SERVICE_LEVEL, status=TaskStatus.OPEN, title=_title(referral, kind)
+    )
+    for task in open_tasks:
+        complete_task(task, actor="service-level check")

@@ -98,10 +98,20 @@ def test_the_demo_fits_a_phone_and_keeps_admin_pages_from_a_liaison(browser, liv
     phone = context.new_page()
     sign_in(phone, "liaison@liaison.example", DEMO_PASSWORD)
     practice = Location.objects.referring().first().practice
+    from liaison.outreach.models import Account
+
+    account = Account.objects.filter(activities__kind="lunch").first()
     for url in [
         "/directory/providers/?radius_miles=10",
         f"/directory/practices/{practice.pk}/",
         "/directory/contacts/",
+        "/outreach/",
+        "/outreach/accounts/",
+        f"/outreach/accounts/{account.pk}/",
+        f"/outreach/activities/new/?account={account.pk}",
+        "/outreach/route/",
+        "/outreach/ledger/",
+        "/feedback/issues/",
     ]:
         phone.goto(url)
         overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -157,3 +157,51 @@ def test_missed_service_levels_open_breaches_that_close_when_done(make_referral,
     services.record_contact(late, actor="test", outcome="reached")
     assert check_service_levels.call() == {"opened": 0, "resolved": 1}
     assert check_service_levels.call() == {"opened": 0, "resolved": 0}  # idempotent
+
+
+def test_a_first_referral_opens_the_practice_account_in_the_pipeline(
+    referring_provider, referring_practice, site
+):
+    from liaison.outreach import services as outreach
+    from liaison.outreach.models import Stage
+
+    account = outreach.add_to_pipeline(referring_practice, actor="test")
+    assert account.stage == Stage.TARGET
+    services.receive_referral(
+        actor="test", referrer=ReferrerInfo(npi=referring_provider.npi), site=site, **PATIENT
+    )
+    account.refresh_from_db()
+    assert account.stage == Stage.REFERRING and account.first_referral_at is not None
+
+
+def test_an_unknown_practice_becomes_a_referring_account_when_its_referrer_is_matched(
+    referring_provider, referring_practice
+):
+    from liaison.outreach.models import Account, Stage
+
+    referral = services.receive_referral(actor="test", referrer=ReferrerInfo(last_name="Family"), **PATIENT)
+    assert not Account.objects.exists()
+    services.match_referrer(referral, referring_provider, actor="test")
+    assert Account.objects.get(practice=referring_practice).stage == Stage.REFERRING
+
+
+def test_an_overdue_step_becomes_a_task_for_the_coordinator_and_closes_when_done(
+    make_referral, make_user, service_line
+):
+    from liaison.outreach.models import Task
+
+    coordinator = make_user("coordinator")
+    referral = make_referral(
+        service_line=service_line, received_at=timezone.now() - dt.timedelta(days=20), assigned_to=coordinator
+    )
+    check_service_levels.call()
+    tasks = Task.objects.filter(referral=referral)
+    assert {t.title for t in tasks} == {
+        f"Referral #{referral.pk}: first contact with the patient overdue",
+        f"Referral #{referral.pk}: appointment overdue",
+    }
+    assert {t.assignee for t in tasks} == {coordinator}
+    assert "Quackenbush" not in str([(t.title, t.details) for t in tasks])
+    services.record_contact(referral, actor=coordinator, outcome="reached")
+    check_service_levels.call()
+    assert set(Task.objects.filter(referral=referral).values_list("status", flat=True)) == {"done", "open"}
