@@ -21,6 +21,7 @@ PRODUCTION_ENV = {
     "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.org:587",
     "ALLOWED_HOSTS": "liaison.example.org",
     "LIAISON_TLS": "true",
+    "MFA_REQUIRED_ROLES": "admin,manager,coordinator,physician",
 }
 
 
@@ -47,7 +48,7 @@ def test_check_deploy_is_clean_with_production_settings():
 
 def test_check_deploy_names_what_a_laptop_install_lacks():
     result = run_liaison("check", "--deploy")
-    for check in ("liaison.W001", "liaison.W002", "liaison.W003", "liaison.W004"):
+    for check in ("liaison.W001", "liaison.W002", "liaison.W003", "liaison.W004", "liaison.W005"):
         assert check in result.stderr
 
 

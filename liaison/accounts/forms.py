@@ -41,3 +41,13 @@ class TokenForm(forms.Form):
     expires_in_days = forms.IntegerField(
         required=False, min_value=1, max_value=3650, help_text="Blank: never expires."
     )
+
+
+class MfaCodeForm(forms.Form):
+    token = forms.CharField(
+        label="6-digit code from your authenticator app",
+        max_length=8,
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True}
+        ),
+    )

@@ -11,5 +11,8 @@ urlpatterns = [
     path("users/new/", views.user_edit, name="user_new"),
     path("users/<int:pk>/", views.user_edit, name="user_edit"),
     path("tokens/", views.tokens, name="tokens"),
+    path("mfa/", views.mfa, name="mfa"),
+    path("mfa/verify/", views.mfa_verify, name="mfa_verify"),
+    path("users/<int:pk>/mfa-reset/", views.mfa_reset, name="mfa_reset"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
 ]

@@ -4,6 +4,7 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -14,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from liaison.accounts import services
-from liaison.accounts.forms import EmailLoginForm, TokenForm, UserForm
+from liaison.accounts.forms import EmailLoginForm, MfaCodeForm, TokenForm, UserForm
 from liaison.accounts.models import ApiToken, User
 from liaison.core.forms import apply_errors
 from liaison.core.pagination import paginate
@@ -103,3 +104,76 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     services.revoke_api_token(token, actor=request.user)
     messages.success(request, f"Token '{token.name}' revoked.")
     return redirect("accounts:tokens")
+
+
+def _next(request: HttpRequest) -> str:
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    target = request.POST.get("next") or request.GET.get("next") or "/"
+    return target if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) else "/"
+
+
+@login_required
+def mfa(request: HttpRequest) -> HttpResponse:
+    """Set up (or replace, or turn off) the authenticator app."""
+    from liaison.accounts import mfa as mfa_service
+
+    form = MfaCodeForm(request.POST or None)
+    device = mfa_service.pending_device(request.user)
+    if request.method == "POST" and request.POST.get("action") == "disable":
+        try:
+            mfa_service.disable(request.user, actor=request.user)
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(request, "Authenticator app removed.")
+            return redirect("accounts:mfa")
+    elif request.method == "POST" and form.is_valid():
+        try:
+            mfa_service.confirm_device(request, device, form.cleaned_data["token"])
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(
+                request, "Authenticator app set up: you will be asked for a code at each sign-in."
+            )
+            return redirect(_next(request))
+    return render(
+        request,
+        "accounts/mfa.html",
+        {
+            "form": form,
+            "secret": mfa_service.secret_base32(device),
+            "qr": mfa_service.qr_svg(device),
+            "enabled": mfa_service.has_mfa(request.user),
+            "required": request.user.role in settings.MFA_REQUIRED_ROLES,
+            "next": _next(request),
+        },
+    )
+
+
+@login_required
+def mfa_verify(request: HttpRequest) -> HttpResponse:
+    from liaison.accounts import mfa as mfa_service
+
+    form = MfaCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            mfa_service.verify(request, form.cleaned_data["token"])
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            return redirect(_next(request))
+    return render(request, "accounts/mfa_verify.html", {"form": form, "next": _next(request)})
+
+
+@admin_required
+@require_POST
+def mfa_reset(request: HttpRequest, pk: int) -> HttpResponse:
+    """An admin removes a user's app (a lost phone); the user sets up a new one at next sign-in."""
+    from liaison.accounts import mfa as mfa_service
+
+    user = get_object_or_404(User, pk=pk)
+    mfa_service.disable(user, actor=request.user)
+    messages.success(request, f"Authenticator app of {user.email} removed.")
+    return redirect("accounts:user_edit", pk)

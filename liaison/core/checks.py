@@ -53,6 +53,15 @@ def production_configuration(app_configs: Any, **kwargs: Any) -> list:
                 id="liaison.W003",
             )
         )
+    missing_mfa = sorted({"admin", "manager", "coordinator", "physician"} - set(settings.MFA_REQUIRED_ROLES))
+    if missing_mfa:
+        problems.append(
+            Warning(
+                f"Multi-factor sign-in is not required for roles that see patient data: {', '.join(missing_mfa)}.",
+                hint="Set MFA_REQUIRED_ROLES=admin,manager,coordinator,physician (HIPAA 164.312(d)).",
+                id="liaison.W005",
+            )
+        )
     if not settings.LIAISON_TLS:
         problems.append(
             Warning(
