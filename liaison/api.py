@@ -157,8 +157,10 @@ def require(allowed: bool, detail: str = "Your role does not allow this.") -> No
 
 def _register_routers() -> None:
     from liaison.directory.api import router as directory_router
+    from liaison.marketdata.api import router as marketdata_router
 
     api.add_router("/", directory_router)
+    api.add_router("/market/", marketdata_router)
 
 
 _register_routers()

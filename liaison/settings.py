@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "liaison.accounts",
     "liaison.audit",
     "liaison.directory",
+    "liaison.marketdata",
 ]
 
 MIDDLEWARE = [
@@ -230,3 +231,15 @@ LIAISON_ORGANISATION_NAME = env.str("LIAISON_ORGANISATION_NAME", default="")
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 500
 FORM_RENDERER = "liaison.core.forms.LiaisonFormRenderer"
+
+# Market data (public CMS files). "Our area": competitors, opportunities and new providers are
+# looked for within this many miles of our sites.
+MARKET_RADIUS_MILES = env.float("MARKET_RADIUS_MILES", default=30.0)
+# Where the admin import page looks for downloaded files (and puts uploaded ones).
+MARKETDATA_IMPORT_DIR = Path(env.str("MARKETDATA_IMPORT_DIR", default=str(VAR_DIR / "imports")))
+# Scratch space for unzipping NPPES downloads (needs room for the ~10 GB CSV of the monthly file).
+MARKETDATA_TMP_DIR = Path(env.str("MARKETDATA_TMP_DIR", default=str(VAR_DIR / "tmp")))
+# Map tiles for the Opportunities map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; none by
+# default, so that a closed network shows the markers on a blank map instead of failing requests.
+MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
+MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="")

@@ -8,6 +8,7 @@ urlpatterns = [
     path("accounts/", include("liaison.accounts.urls")),
     path("audit/", include("liaison.audit.urls")),
     path("directory/", include("liaison.directory.urls")),
+    path("marketdata/", include("liaison.marketdata.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -21,6 +21,10 @@ class Role(models.TextChoices):
 PHI_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.COORDINATOR, Role.PHYSICIAN})
 DIRECTORY_EDITOR_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR})
 READ_ONLY_ROLES = frozenset({Role.ANALYST})
+# Market data is public (no PHI): the roles who find and rank referral sources see it; analysts
+# read it but do not act on it.
+MARKET_DATA_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.ANALYST})
+PROSPECT_FLAGGER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON})
 
 
 class UserManager(BaseUserManager["User"]):
@@ -88,6 +92,14 @@ class User(AbstractBaseUser):
     @property
     def can_edit_directory(self) -> bool:
         return self.is_active and self.role in DIRECTORY_EDITOR_ROLES
+
+    @property
+    def can_see_market_data(self) -> bool:
+        return self.is_active and self.role in MARKET_DATA_ROLES
+
+    @property
+    def can_flag_prospects(self) -> bool:
+        return self.is_active and self.role in PROSPECT_FLAGGER_ROLES
 
     @property
     def is_read_only(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 DEMO_STEPS = [
     "liaison.directory.demo.generate",
     "liaison.accounts.demo.generate",
+    "liaison.marketdata.demo.generate",
 ]
 
 DEMO_ACTOR = "demo-data"
