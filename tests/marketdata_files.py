@@ -63,3 +63,47 @@ def zip_it(
 
 
 DEACTIVATED = date(2025, 3, 1)
+
+
+def build_market(site, our_physician, referring_provider, far_provider, tmp_path):
+    """Our physician downtown; three competing orthopaedic surgeons two miles away; Frank Family
+    (a referring family physician, 2.6 miles) who shares 143 patients with the competitors and none
+    with us; a loyal internist who shares 40 with us; Lake Faraway in Cleveland. Shared patients
+    imported, opportunities scored."""
+    from liaison.directory import services as directory
+    from liaison.marketdata.shared_patients import SharedPatientsImport
+
+    rival = directory.create_practice(actor="test", name="Rival Orthopaedics")
+    office = directory.create_location(
+        rival, actor="test", address_line1="3 Rival Rd", city="Columbus", state="OH", zip_code="43212"
+    )
+    surgeons = [
+        directory.create_provider(
+            actor="test",
+            first_name="Rival",
+            last_name=f"Surgeon{i}",
+            npi=npi(900 + i),
+            primary_taxonomy_code=code,
+            locations=[office],
+        )
+        for i, code in enumerate(["207X00000X", "207XS0114X", "207XX0005X"])
+    ]
+    loyal = directory.create_provider(
+        actor="test",
+        first_name="Lola",
+        last_name="Loyal",
+        credential="DO",
+        npi=npi(950),
+        primary_taxonomy_code="207R00000X",
+        locations=list(referring_provider.locations.all()),
+    )
+    pairs = [
+        (referring_provider.npi, surgeons[0].npi, 90, 50, 1),
+        (referring_provider.npi, surgeons[1].npi, 80, 50, 0),
+        (surgeons[2].npi, referring_provider.npi, 70, 43, 0),
+        (loyal.npi, our_physician.npi, 60, 40, 0),
+        (far_provider.npi, our_physician.npi, 30, 25, 0),
+    ]
+    path = write_shared_patients(tmp_path / "physician-shared-patient-patterns-2015-days30.txt", pairs)
+    SharedPatientsImport(path, actor="test").execute()
+    return {"rival": rival, "surgeons": surgeons, "loyal": loyal}
