@@ -29,11 +29,16 @@ def market(site, our_physician, referring_provider, far_provider, tmp_path):
 
 
 @pytest.mark.parametrize("role", READERS)
-def test_market_readers_see_the_ranked_opportunities_with_the_reason_and_the_caveats(client_for, role, market):
+def test_market_readers_see_the_ranked_opportunities_with_the_reason_and_the_caveats(
+    client_for, role, market
+):
     response = client_for(role).get(reverse("marketdata:opportunities"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "shares 143 patients/yr with 3 other orthopaedic surgeons, 0 with us, 2.6 miles from our Downtown site" in html
+    assert (
+        "shares 143 patients/yr with 3 other orthopaedic surgeons, 0 with us, 2.6 miles from our Downtown site"
+        in html
+    )
     assert html.index("Frank Family") < html.index("Lola Loyal")
     assert "Medicare fee-for-service only" in html and "fewer than 11" in html and "not referrals" in html
     assert ">Opportunities</a>" in html  # in the navigation
@@ -93,7 +98,9 @@ def test_the_map_works_offline_unless_tiles_are_configured(client_for, market, s
     assert 'data-tiles="https://tiles.example.org/{z}/{x}/{y}.png"' in html
 
 
-def test_the_opportunity_list_query_count_is_fixed(client_for, market, referring_location, django_assert_num_queries):
+def test_the_opportunity_list_query_count_is_fixed(
+    client_for, market, referring_location, django_assert_num_queries
+):
     c = client_for("liaison")
     url = reverse("marketdata:opportunities")
     c.get(url)  # warm the session
@@ -101,8 +108,12 @@ def test_the_opportunity_list_query_count_is_fixed(client_for, market, referring
         c.get(url)
     for i in range(12):
         directory.create_provider(
-            actor="test", first_name="More", last_name=f"Provider{i:02d}", npi=npi(300 + i),
-            primary_taxonomy_code="207Q00000X", locations=[referring_location],
+            actor="test",
+            first_name="More",
+            last_name=f"Provider{i:02d}",
+            npi=npi(300 + i),
+            primary_taxonomy_code="207Q00000X",
+            locations=[referring_location],
         )
     rescore()
     Prospect.objects.create(practice=referring_location.practice, provider=Provider.objects.get(npi=npi(301)))
@@ -115,7 +126,9 @@ def test_the_opportunity_list_query_count_is_fixed(client_for, market, referring
 
 
 @pytest.mark.parametrize("role", FLAGGERS)
-def test_flagging_adds_the_provider_and_its_practice_to_the_pipeline_once(client_for, role, market, referring_provider):
+def test_flagging_adds_the_provider_and_its_practice_to_the_pipeline_once(
+    client_for, role, market, referring_provider
+):
     c = client_for(role)
     url = reverse("marketdata:flag", args=[referring_provider.pk])
     response = c.post(url, headers={"HX-Request": "true"})
@@ -146,7 +159,10 @@ def test_our_own_physician_cannot_be_flagged(client_for, market, our_physician):
 
 def test_flag_without_javascript_redirects_back(client_for, market, referring_provider):
     c = client_for("liaison")
-    response = c.post(reverse("marketdata:flag", args=[referring_provider.pk]), {"next": "/marketdata/opportunities/?q=Frank"})
+    response = c.post(
+        reverse("marketdata:flag", args=[referring_provider.pk]),
+        {"next": "/marketdata/opportunities/?q=Frank"},
+    )
     assert response.status_code == 302 and response["Location"] == "/marketdata/opportunities/?q=Frank"
     evil = c.post(reverse("marketdata:flag", args=[referring_provider.pk]), {"next": "//evil.example"})
     assert evil["Location"] == reverse("marketdata:opportunities")
@@ -155,17 +171,42 @@ def test_flag_without_javascript_redirects_back(client_for, market, referring_pr
 # --- the provider page ----------------------------------------------------------------------
 
 
-def test_the_provider_page_shows_volumes_top_procedures_and_dual_share(client_for, market, referring_provider):
-    MedicareProfile.objects.create(npi=referring_provider.npi, year=2022, beneficiaries=640, services=3120,
-                                   dual_eligible=160, not_dual_eligible=480, average_age=72)
-    ProcedureVolume.objects.create(npi=referring_provider.npi, year=2022, hcpcs_code="99214",
-                                   hcpcs_description="Office visit, established, 30-39 minutes", place_of_service="O",
-                                   beneficiaries=310, services=845)
-    ProcedureVolume.objects.create(npi=referring_provider.npi, year=2022, hcpcs_code="20610",
-                                   hcpcs_description="Injection of a large joint", place_of_service="O",
-                                   beneficiaries=45, services=61)
+def test_the_provider_page_shows_volumes_top_procedures_and_dual_share(
+    client_for, market, referring_provider
+):
+    MedicareProfile.objects.create(
+        npi=referring_provider.npi,
+        year=2022,
+        beneficiaries=640,
+        services=3120,
+        dual_eligible=160,
+        not_dual_eligible=480,
+        average_age=72,
+    )
+    ProcedureVolume.objects.create(
+        npi=referring_provider.npi,
+        year=2022,
+        hcpcs_code="99214",
+        hcpcs_description="Office visit, established, 30-39 minutes",
+        place_of_service="O",
+        beneficiaries=310,
+        services=845,
+    )
+    ProcedureVolume.objects.create(
+        npi=referring_provider.npi,
+        year=2022,
+        hcpcs_code="20610",
+        hcpcs_description="Injection of a large joint",
+        place_of_service="O",
+        beneficiaries=45,
+        services=61,
+    )
     rescore()
-    html = client_for("liaison").get(reverse("directory:provider", args=[referring_provider.pk])).content.decode()
+    html = (
+        client_for("liaison")
+        .get(reverse("directory:provider", args=[referring_provider.pk]))
+        .content.decode()
+    )
     assert "Market data" in html and "Opportunity score" in html
     assert "640 in 2022" in html and "25% also on Medicaid" in html
     assert html.index("99214") < html.index("20610") and "Office visit, established" in html
@@ -209,7 +250,11 @@ def test_the_changes_command_prints_the_report(db, tmp_path, site, capsys):
     capsys.readouterr()
     call_command("marketdata", "changes")
     out = capsys.readouterr().out
-    assert "New providers in our area: 1" in out and "Pat Local1, MD (NPI" in out and "0.0 mi from Downtown" in out
+    assert (
+        "New providers in our area: 1" in out
+        and "Pat Local1, MD (NPI" in out
+        and "0.0 mi from Downtown" in out
+    )
     call_command("marketdata", "score")
     assert "1 opportunities scored" in capsys.readouterr().out
     call_command("marketdata", "imports")
@@ -224,7 +269,9 @@ def test_only_admins_import_market_data(client_for, role):
     c = client_for(role)
     assert c.get(reverse("marketdata:imports")).status_code == 403
     assert c.get(reverse("marketdata:import_new")).status_code == 403
-    assert c.post(reverse("marketdata:import_new"), {"kind": "nppes", "file_name": "x.csv"}).status_code == 403
+    assert (
+        c.post(reverse("marketdata:import_new"), {"kind": "nppes", "file_name": "x.csv"}).status_code == 403
+    )
 
 
 def test_an_admin_starts_an_import_that_runs_as_a_job_with_a_summary(
@@ -232,7 +279,9 @@ def test_an_admin_starts_an_import_that_runs_as_a_job_with_a_summary(
 ):
     settings.MARKETDATA_IMPORT_DIR = tmp_path / "imports"
     (tmp_path / "imports").mkdir()
-    write_nppes(tmp_path / "imports" / "npidata_pfile_weekly.csv", [columbus(1), columbus(2, npi="1234567890")])
+    write_nppes(
+        tmp_path / "imports" / "npidata_pfile_weekly.csv", [columbus(1), columbus(2, npi="1234567890")]
+    )
     c = client_for("admin")
     form = c.get(reverse("marketdata:import_new")).content.decode()
     assert "npidata_pfile_weekly.csv" in form
@@ -292,13 +341,22 @@ def test_the_api_lists_opportunities_for_market_readers(client_for, market):
 
 def test_the_api_flags_a_prospect(client_for, market, referring_provider):
     c = client_for("liaison")
-    first = c.post("/api/v1/market/prospects", {"provider_id": referring_provider.pk}, content_type="application/json")
-    assert first.status_code == 201 and first.json()["practice_id"] == referring_provider.locations.get().practice_id
-    again = c.post("/api/v1/market/prospects", {"provider_id": referring_provider.pk}, content_type="application/json")
+    first = c.post(
+        "/api/v1/market/prospects", {"provider_id": referring_provider.pk}, content_type="application/json"
+    )
+    assert (
+        first.status_code == 201
+        and first.json()["practice_id"] == referring_provider.locations.get().practice_id
+    )
+    again = c.post(
+        "/api/v1/market/prospects", {"provider_id": referring_provider.pk}, content_type="application/json"
+    )
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     missing = c.post("/api/v1/market/prospects", {"provider_id": 999999}, content_type="application/json")
     assert missing.status_code == 400 and "provider_id" in missing.json()["errors"]
     analyst = client_for("analyst", email="a2@example.org")
-    denied = analyst.post("/api/v1/market/prospects", {"provider_id": referring_provider.pk}, content_type="application/json")
+    denied = analyst.post(
+        "/api/v1/market/prospects", {"provider_id": referring_provider.pk}, content_type="application/json"
+    )
     assert denied.status_code == 403
     assert analyst.get("/api/v1/market/prospects").json()["count"] == 1

@@ -52,7 +52,9 @@ def test_medicare_volume_is_used_and_mentioned_when_imported(market, referring_p
     assert frank.components["volume_source"] == "medicare"
 
 
-def test_without_shared_patient_data_the_score_still_ranks_by_distance_and_fit(site, our_physician, referring_provider):
+def test_without_shared_patient_data_the_score_still_ranks_by_distance_and_fit(
+    site, our_physician, referring_provider
+):
     summary = rescore()
     assert summary.candidates == 1 and "no shared-patient data yet" in str(summary)
     frank = Opportunity.objects.get()
@@ -62,19 +64,38 @@ def test_without_shared_patient_data_the_score_still_ranks_by_distance_and_fit(s
 
 def test_broad_classifications_compare_the_exact_specialty(db):
     codes = {t.code: (t.classification, t.name) for t in Taxonomy.objects.all()}
-    assert _specialty_keys(["207RC0000X"], codes) == {"207RC0000X"}  # a cardiologist's peers are cardiologists
+    assert _specialty_keys(["207RC0000X"], codes) == {
+        "207RC0000X"
+    }  # a cardiologist's peers are cardiologists
     assert _specialty_keys(["207XS0114X"], codes) == {"Orthopaedic Surgery"}
 
 
 def test_explanations_count_one_and_many():
     text = explain(
-        competitors_shared=12, competitors=1, ours_shared=0, our_physicians=0, miles=4.24, site_name="North",
-        peer="orthopaedic surgeon", peers="orthopaedic surgeons", has_data=True, volume=None, volume_label="",
+        competitors_shared=12,
+        competitors=1,
+        ours_shared=0,
+        our_physicians=0,
+        miles=4.24,
+        site_name="North",
+        peer="orthopaedic surgeon",
+        peers="orthopaedic surgeons",
+        has_data=True,
+        volume=None,
+        volume_label="",
     )
-    assert text == "shares 12 patients/yr with 1 other orthopaedic surgeon, 0 with us, 4.2 miles from our North site"
+    assert (
+        text
+        == "shares 12 patients/yr with 1 other orthopaedic surgeon, 0 with us, 4.2 miles from our North site"
+    )
 
 
 def test_rescoring_twice_gives_the_same_table(market):
-    first = list(Opportunity.objects.order_by("provider_id").values_list("provider_id", "score", "explanation"))
+    first = list(
+        Opportunity.objects.order_by("provider_id").values_list("provider_id", "score", "explanation")
+    )
     rescore()
-    assert list(Opportunity.objects.order_by("provider_id").values_list("provider_id", "score", "explanation")) == first
+    assert (
+        list(Opportunity.objects.order_by("provider_id").values_list("provider_id", "score", "explanation"))
+        == first
+    )

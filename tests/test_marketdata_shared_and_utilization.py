@@ -8,7 +8,13 @@ from django.core.management import CommandError, call_command
 
 from liaison.directory import services as directory
 from liaison.marketdata import runs
-from liaison.marketdata.models import ImportRun, MedicareProfile, ProcedureVolume, SharedPatientDataset, SharedPatientPair
+from liaison.marketdata.models import (
+    ImportRun,
+    MedicareProfile,
+    ProcedureVolume,
+    SharedPatientDataset,
+    SharedPatientPair,
+)
 from liaison.marketdata.shared_patients import SharedPatientsImport, window_from_name
 from liaison.marketdata.utilization import UtilizationImport
 from tests.conftest import make_npi
@@ -66,15 +72,23 @@ def test_a_careset_hop_teaming_file_is_recognised_by_its_header(db, tmp_path, ma
     out = run_import("shared-patients", path)
     assert "CareSet Hop Teaming" in out and "1 kept: 1 inserted" in out
     pair = SharedPatientPair.objects.get()
-    assert (pair.patients, pair.transactions, pair.average_day_wait, pair.std_day_wait) == (44, 90, 12.5, 8.25)
+    assert (pair.patients, pair.transactions, pair.average_day_wait, pair.std_day_wait) == (
+        44,
+        90,
+        12.5,
+        8.25,
+    )
     assert SharedPatientDataset.objects.get().key == "careset-2018"
 
 
 def test_a_new_file_for_the_same_dataset_updates_the_counts(db, tmp_path, market):
-    first = write_shared_patients(tmp_path / "pspp-2015-days30.txt", [(market["near"], market["ours"], 60, 35, 2)])
+    first = write_shared_patients(
+        tmp_path / "pspp-2015-days30.txt", [(market["near"], market["ours"], 60, 35, 2)]
+    )
     run_import("shared-patients", first)
     second = write_shared_patients(
-        tmp_path / "pspp-2015-days30-v2.txt", [(market["near"], market["ours"], 80, 41, 2), (market["ours"], market["near"], 20, 11, 0)]
+        tmp_path / "pspp-2015-days30-v2.txt",
+        [(market["near"], market["ours"], 80, 41, 2), (market["ours"], market["near"], 20, 11, 0)],
     )
     out = run_import("shared-patients", second, "--window", "30", "--year", "2015")
     assert "1 inserted, 1 updated" in out
@@ -88,7 +102,7 @@ def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market):
         f"{market['near']},1234567890,60,35,2\n"  # check digit
         f"{market['near']},{market['ours']}x,60,35,2\n"  # not an NPI (kept by nobody: no match)
         f"{market['ours']},{market['near']},lots,35,2\n"  # not a number: DuckDB reads VARCHAR, we refuse
-        f"{market['far']},{market['near']},10,\"11,2\n"  # broken quote
+        f'{market["far"]},{market["near"]},10,"11,2\n'  # broken quote
     )
     out = run_import("shared-patients", path)
     assert "row 2: NPI 1234567890 fails the check digit" in out
@@ -99,10 +113,15 @@ def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market):
 
 def test_the_wrong_kind_of_file_and_a_missing_window_are_explained(db, tmp_path, market):
     with pytest.raises(CommandError, match="cannot tell the day window from the file name: give --window"):
-        run_import("shared-patients", write_shared_patients(tmp_path / "pairs.txt", [(market["near"], market["ours"], 1, 1, 1)]))
+        run_import(
+            "shared-patients",
+            write_shared_patients(tmp_path / "pairs.txt", [(market["near"], market["ours"], 1, 1, 1)]),
+        )
     nucc = tmp_path / "taxonomy.csv"
     nucc.write_text("Code,Grouping,Classification\n207Q00000X,Physicians,Family Medicine\n")
-    with pytest.raises(CommandError, match="not a shared-patient file.*NUCC taxonomy file: use `liaison import taxonomy"):
+    with pytest.raises(
+        CommandError, match=r"not a shared-patient file.*NUCC taxonomy file: use `liaison import taxonomy"
+    ):
         run_import("shared-patients", nucc)
 
 
@@ -112,11 +131,17 @@ def test_without_our_sites_and_physicians_there_is_nothing_to_keep(db, tmp_path)
         run_import("shared-patients", path)
 
 
-def test_a_shared_patient_import_killed_half_way_resumes(db, tmp_path, monkeypatch, market, referring_location):
+def test_a_shared_patient_import_killed_half_way_resumes(
+    db, tmp_path, monkeypatch, market, referring_location
+):
     others = []
     for i in range(30):
         p = directory.create_provider(
-            actor="test", first_name="N", last_name=f"Near{i}", npi=npi(100 + i), locations=[referring_location]
+            actor="test",
+            first_name="N",
+            last_name=f"Near{i}",
+            npi=npi(100 + i),
+            locations=[referring_location],
         )
         others.append(p.npi)
     rows = [(o, market["ours"], 20 + i, 11 + i, 0) for i, o in enumerate(others)]
@@ -161,7 +186,12 @@ def test_utilisation_by_provider_and_service_keeps_directory_providers(db, tmp_p
     out = run_import("utilization", path)
     assert "by provider and service, 2022" in out and "3 rows read, 2 kept: 2 inserted" in out
     visit = ProcedureVolume.objects.get(hcpcs_code="99214")
-    assert (visit.year, visit.beneficiaries, visit.services, visit.average_payment) == (2022, 310, 845.0, 101.75)
+    assert (visit.year, visit.beneficiaries, visit.services, visit.average_payment) == (
+        2022,
+        310,
+        845.0,
+        101.75,
+    )
     assert visit.hcpcs_description == "Established patient office visit, 30-39 minutes"
     assert "already imported" in run_import("utilization", path)
 
@@ -188,7 +218,7 @@ def test_utilisation_needs_a_year_and_the_right_file(db, tmp_path, market):
         run_import("utilization", path)
     assert "1 inserted" in run_import("utilization", path, "--year", "2021")
     assert MedicareProfile.objects.get().year == 2021
-    with pytest.raises(CommandError, match="not a Medicare utilisation file.*NPPES"):
+    with pytest.raises(CommandError, match=r"not a Medicare utilisation file.*NPPES"):
         run_import("utilization", write_nppes_like(tmp_path))
 
 

@@ -21,6 +21,7 @@ from liaison.core.geo import haversine_miles
 from liaison.directory.models import Location, Practice, Provider, Source, Taxonomy
 from liaison.marketdata.models import DirectoryChange, ImportRun, NppesRecord
 from liaison.marketdata.nppes_rows import Parsed, address_key
+from liaison.marketdata.runs import insert_objects
 
 GENERATED_PRACTICE_PREFIX = "Practice at "
 PROVIDER_FIELDS = (
@@ -609,11 +610,11 @@ class DirectorySync:
         _bulk_update(Practice, batch.practice_updates.values())
         for obj in [*batch.new_records, *batch.changed_records, *batch.changes]:
             _sync_foreign_keys(obj)
-        NppesRecord.objects.bulk_create(batch.new_records)
+        insert_objects(NppesRecord, batch.new_records)
         NppesRecord.objects.bulk_update(batch.changed_records, RECORD_FIELDS, batch_size=500)
         if batch.touched:
             NppesRecord.objects.filter(npi__in=batch.touched).update(last_run=self.run)
-        DirectoryChange.objects.bulk_create(batch.changes, ignore_conflicts=True)
+        insert_objects(DirectoryChange, batch.changes)  # a resumed run skips a change already written
 
     def complete(self) -> None:
         if self.missing_codes:

@@ -14,6 +14,7 @@ report) into the directory.
 from __future__ import annotations
 
 import csv
+import math
 import re
 import shutil
 import tempfile
@@ -42,22 +43,38 @@ DEACTIVATION_DATE_COLUMNS = ("NPPES Deactivation Date", "NPI Deactivation Date",
 
 @lru_cache(maxsize=1)
 def _all_zips() -> tuple[tuple[str, float, float], ...]:
+    """(ZIP, latitude, longitude) of every US ZIP. Building the list from `zipcodes` takes most of a
+    second, so it is kept in the scratch folder, per version of the package."""
+    cache = _tmp_root() / f"zip-centroids-{zipcodes.__version__}.tsv"
+    if cache.exists():
+        try:
+            rows = [line.split("\t") for line in cache.read_text().splitlines()]
+            return tuple((z, float(lat), float(lon)) for z, lat, lon in rows)
+        except ValueError:
+            pass  # damaged: rebuild it
     out = []
     for z in zipcodes.list_all():
         try:
             out.append((z["zip_code"], float(z["lat"]), float(z["long"])))
         except (TypeError, ValueError):
             continue
+    partial = cache.with_suffix(".partial")
+    partial.write_text("".join(f"{z}\t{lat}\t{lon}\n" for z, lat, lon in out))
+    partial.replace(cache)
     return tuple(out)
 
 
 def zips_near(points: Iterable[tuple[float, float]], miles: float) -> list[str]:
     """ZIP codes whose centroid is within `miles` of any point: the same centroids the directory
     uses, so 'near our sites' means the same thing in the import and on the pages."""
-    points = list(points)
-    return sorted(
-        {z for z, lat, lon in _all_zips() if any(haversine_miles(lat, lon, a, b) <= miles for a, b in points)}
-    )
+    boxes = [(a, b, miles / 69.0, miles / max(1e-6, 69.172 * math.cos(math.radians(a)))) for a, b in points]
+    found = set()
+    for z, lat, lon in _all_zips():
+        for a, b, dlat, dlon in boxes:
+            if abs(lat - a) <= dlat and abs(lon - b) <= dlon and haversine_miles(lat, lon, a, b) <= miles:
+                found.add(z)
+                break
+    return sorted(found)
 
 
 def resolve_taxonomy_filter(items: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -11,13 +11,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 
 from liaison.core.geo import normalize_zip
 from liaison.directory.models import US_STATES, Gender
-from liaison.directory.validators import NPI_RE, TAXONOMY_RE, normalize_phone, npi_check_digit_ok
+from liaison.directory.validators import NPI_RE, TAXONOMY_RE, normalize_phone
 from liaison.marketdata.nppes_columns import TAXONOMY_SLOTS
 
 
@@ -143,10 +144,22 @@ class RowProblem(Exception):
     pass
 
 
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def check_digit_ok(npi: str) -> bool:
+    """The directory's rule (`validators.npi_check_digit_ok`: Luhn with the 80840 prefix, which adds
+    24), unrolled for the millions of NPIs an import checks."""
+    d = [ord(c) - 48 for c in npi]
+    total = 24 + _DOUBLED[d[0]] + d[1] + _DOUBLED[d[2]] + d[3] + _DOUBLED[d[4]] + d[5] + _DOUBLED[d[6]]
+    return (total + d[7] + _DOUBLED[d[8]] + d[9]) % 10 == 0
+
+
+@lru_cache(maxsize=200_000)
 def npi_problem(npi: str) -> str | None:
     if not NPI_RE.match(npi):
         return f"NPI '{npi[:20]}' is not 10 digits starting with 1 or 2"
-    if not npi_check_digit_ok(npi):
+    if not check_digit_ok(npi):
         return f"NPI {npi} fails the check digit (a typo or a damaged row)"
     return None
 

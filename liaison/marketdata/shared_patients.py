@@ -22,10 +22,18 @@ from django.utils import timezone
 from liaison.marketdata.models import ImportKind, SharedPatientDataset, SharedPatientPair
 from liaison.marketdata.nppes import describe_wrong_kind
 from liaison.marketdata.nppes_rows import npi_problem
-from liaison.marketdata.runs import FileImport
+from liaison.marketdata.runs import FileImport, insert_rows
 from liaison.marketdata.scan import CsvScan, ImportFileError, SourceFile, first_lines, year_from_name
 from liaison.marketdata.scoring import interesting_npis
 
+COUNT_LABELS = [
+    "patient count",
+    "pair/transaction count",
+    "same-day count",
+    "average day wait",
+    "day wait deviation",
+]
+VALUE_FIELDS = ["patients", "transactions", "same_day", "average_day_wait", "std_day_wait"]
 CMS_COLUMNS = ["npi1", "npi2", "pair_count", "bene_count", "same_day_count"]
 CARESET_COLUMNS = [
     "from_npi",
@@ -109,15 +117,31 @@ class SharedPatientsImport(FileImport):
             )
         scan.table("f_npis", npis)
         a, b = self.columns[0], self.columns[1]
+
+        # Counts are cast by DuckDB; the text comes along only when it is not a number, to be named.
+        def count(column: str) -> str:
+            return (
+                f"try_cast(trim({column}) AS DOUBLE), "
+                f"CASE WHEN try_cast(trim({column}) AS DOUBLE) IS NULL THEN trim({column}) END"
+            )
+
         if self.source == SharedPatientDataset.Source.CMS:
-            select = (
-                "trim(npi1), trim(npi2), trim(bene_count), trim(pair_count), trim(same_day_count), NULL, NULL"
-            )
+            counts = [
+                count("bene_count"),
+                count("pair_count"),
+                count("same_day_count"),
+                "NULL, NULL",
+                "NULL, NULL",
+            ]
         else:
-            select = (
-                "trim(from_npi), trim(to_npi), trim(patient_count), trim(transaction_count), NULL, "
-                "trim(average_day_wait), trim(std_day_wait)"
-            )
+            counts = [
+                count("patient_count"),
+                count("transaction_count"),
+                "NULL, NULL",
+                count("average_day_wait"),
+                count("std_day_wait"),
+            ]
+        select = f"trim({a}), trim({b}), " + ", ".join(counts)
         keep = f"trim({a}) IN (SELECT v FROM f_npis) OR trim({b}) IN (SELECT v FROM f_npis)"  # noqa: S608 (identifiers quoted; values go through tables)
         return select, keep, a
 
@@ -133,52 +157,52 @@ class SharedPatientsImport(FileImport):
 
     def write_batch(self, rows: list[tuple]) -> None:
         run = self.run
-        pairs: dict[tuple[str, str], SharedPatientPair] = {}
-        for a, b, patients, transactions, same_day, wait, std in rows:
-            key = f"{a},{b}"
+        pairs: dict[tuple[str, str], tuple] = {}
+        for a, b, *raw in rows:
             problem = npi_problem(a or "") or npi_problem(b or "")
             if problem:
-                self.reject(key, problem)
+                self.reject(f"{a},{b}", problem)
                 continue
-            try:
-                pair = SharedPatientPair(
-                    dataset=self.dataset,
-                    from_npi=a,
-                    to_npi=b,
-                    patients=_count(patients, "patient count"),
-                    transactions=_count(transactions, "pair/transaction count", required=False),
-                    same_day=_count(same_day, "same-day count", required=False),
-                    average_day_wait=_float(wait),
-                    std_day_wait=_float(std),
-                )
-            except ValueError as exc:
-                self.reject(key, f"{a} -> {b}: {exc}")
+            patients, transactions, same_day, wait, std = raw[0::2]
+            bad = [
+                f"{label} '{text[:20]}' is not a number"
+                for label, text in zip(COUNT_LABELS, raw[1::2], strict=True)
+                if text
+            ]
+            if patients is None and not bad:
+                bad = ["no patient count"]
+            if not bad and min(v for v in (patients, transactions, same_day) if v is not None) < 0:
+                bad = ["a count is negative"]
+            if bad:
+                self.reject(f"{a},{b}", f"{a} -> {b}: {'; '.join(bad)}")
                 continue
-            pairs[(a, b)] = pair
+            pairs[(a, b)] = (
+                round(patients),
+                None if transactions is None else round(transactions),
+                None if same_day is None else round(same_day),
+                wait,
+                std,
+            )
         if not pairs:
             return
-        existing = {}
+        existing: dict[tuple[str, str], tuple] = {}
         if not self.first_load:
-            froms = {a for a, _ in pairs}
-            for pair in SharedPatientPair.objects.filter(dataset=self.dataset, from_npi__in=froms):
-                existing[(pair.from_npi, pair.to_npi)] = pair
+            for pk, a, b, *values in SharedPatientPair.objects.filter(
+                dataset=self.dataset, from_npi__in={a for a, _ in pairs}
+            ).values_list("pk", "from_npi", "to_npi", *VALUE_FIELDS):
+                existing[(a, b)] = (pk, tuple(values))
         new, changed = [], []
-        for key, pair in pairs.items():
-            old = existing.get(key)
+        for (a, b), values in pairs.items():
+            old = existing.get((a, b))
             if old is None:
-                new.append(pair)
-            elif _values(old) != _values(pair):
-                pair.pk = old.pk
-                changed.append(pair)
+                new.append((self.dataset.pk, a, b, *values))
+            elif old[1] != values:
+                changed.append(SharedPatientPair(pk=old[0], **dict(zip(VALUE_FIELDS, values, strict=True))))
             else:
                 run.unchanged += 1
-        # ignore_conflicts: a pair repeated further down the file must not stop the import.
-        SharedPatientPair.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True)
-        SharedPatientPair.objects.bulk_update(
-            changed,
-            ["patients", "transactions", "same_day", "average_day_wait", "std_day_wait"],
-            batch_size=1000,
-        )
+        # A pair repeated further down the file must not stop the import: the insert skips it.
+        insert_rows(SharedPatientPair, ["dataset", "from_npi", "to_npi", *VALUE_FIELDS], new)
+        SharedPatientPair.objects.bulk_update(changed, VALUE_FIELDS, batch_size=1000)
         run.inserted += len(new)
         run.updated += len(changed)
 
@@ -193,30 +217,3 @@ class SharedPatientsImport(FileImport):
             from liaison.marketdata.scoring import rescore
 
             rescore(actor=self.actor)
-
-
-def _values(pair: SharedPatientPair) -> tuple:
-    return (pair.patients, pair.transactions, pair.same_day, pair.average_day_wait, pair.std_day_wait)
-
-
-def _count(value: str | None, label: str, required: bool = True) -> int | None:
-    value = (value or "").strip()
-    if not value:
-        if required:
-            raise ValueError(f"no {label}")
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"{label} '{value[:20]}' is not a number")
-    if number < 0:
-        raise ValueError(f"{label} {value} is negative")
-    return round(number)
-
-
-def _float(value: str | None) -> float | None:
-    value = (value or "").strip()
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
