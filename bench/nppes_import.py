@@ -13,8 +13,9 @@ our three Columbus sites", and for the pairs "touching a provider near our sites
          end (DuckDB scan, checks, directory writes, changes report, scoring) into a fresh database;
 - floor: a Polars scan of the same columns with the same filter, collected in memory (no database):
          what reading the file costs at least;
-- plain: Python's csv module over every row, the same filter in Python, Django bulk_create of the
-         kept rows (a practice, an office and a provider per individual) into a fresh database.
+- plain: Python's csv module over every row (DictReader, the idiomatic way to read named columns,
+         and reader with column positions, the tuned way), the same filter in Python, Django
+         bulk_create of the kept rows (a practice, an office and a provider per individual).
 
 Prints the times, ours / floor, plain / ours and each process's peak RSS.
 """
@@ -46,7 +47,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--data", type=Path, help="keep the generated files here (and reuse them next time)")
     p.add_argument("--database-url", default="", help="default: a scratch SQLite file per process")
     p.add_argument("--skip-plain", action="store_true", help="skip the slow plain path")
-    p.add_argument("--child", choices=["ours", "floor", "plain"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["ours", "floor", "plain", "plain-reader"], help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -58,6 +59,17 @@ def size_bytes(text: str) -> int:
         float(m.group(1))
         * {"gb": 1 << 30, "mb": 1 << 20, "kb": 1 << 10, "b": 1, None: 1}[(m.group(2) or "b").lower()]
     )
+
+
+def timed(fn):
+    """(result, wall seconds, CPU seconds of this process: all its threads). On a shared machine the
+    CPU time says what the work costs; the wall time what it took with the neighbours."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    result = fn()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return result, time.perf_counter() - start, cpu
 
 
 def peak_rss_mb() -> float:
@@ -179,22 +191,23 @@ def run_ours(meta: dict) -> dict:
     from liaison.marketdata.models import ImportRun
 
     our_directory(meta)
-    t = time.perf_counter()
-    call_command("import", "nppes", meta["nppes"], "--radius", str(RADIUS), stdout=io.StringIO())
-    nppes_seconds = time.perf_counter() - t
-    nppes_run = ImportRun.objects.get(kind="nppes")
-    t = time.perf_counter()
-    call_command("import", "shared-patients", meta["pairs_path"], stdout=io.StringIO())
-    pairs_seconds = time.perf_counter() - t
-    pairs_run = ImportRun.objects.get(kind="shared-patients")
-    return {
-        "nppes_seconds": nppes_seconds,
-        "nppes_kept": nppes_run.rows_kept,
-        "nppes_read": nppes_run.rows_read,
-        "pairs_seconds": pairs_seconds,
-        "pairs_kept": pairs_run.rows_kept,
-        "pairs_read": pairs_run.rows_read,
-    }
+
+    def command(*args: str):
+        return lambda: call_command("import", *args, stdout=io.StringIO())
+
+    nppes = ["nppes", meta["nppes"], "--radius", str(RADIUS)]
+    pairs = ["shared-patients", meta["pairs_path"]]
+    out: dict = {}
+    _, out["nppes_seconds"], out["nppes_cpu"] = timed(command(*nppes))
+    run = ImportRun.objects.get(kind="nppes")
+    out["nppes_kept"], out["nppes_read"] = run.rows_kept, run.rows_read
+    _, out["pairs_seconds"], out["pairs_cpu"] = timed(command(*pairs))
+    run = ImportRun.objects.get(kind="shared-patients")
+    out["pairs_kept"], out["pairs_read"] = run.rows_kept, run.rows_read
+    # The monthly refresh: the same files again (--force), every kept row found unchanged.
+    _, out["nppes_refresh_seconds"], out["nppes_refresh_cpu"] = timed(command(*nppes, "--force"))
+    _, out["pairs_refresh_seconds"], out["pairs_refresh_cpu"] = timed(command(*pairs, "--force"))
+    return out
 
 
 def _near_zips(sites: list) -> list[str]:
@@ -217,36 +230,40 @@ def run_floor(meta: dict) -> dict:
     )
     columns = list(WANTED.values())
     zip_column = WANTED["zip_code"]
-    t = time.perf_counter()
-    kept = (
-        pl.scan_csv(meta["nppes"], infer_schema=False)
-        .select(columns)
-        .filter(pl.col(zip_column).str.slice(0, 5).is_in(zips) | pl.col("NPI").is_in(meta["ours"]))
-        .collect()
-    )
-    nppes_seconds = time.perf_counter() - t
-    interesting = set(kept.filter(pl.col("Entity Type Code") == "1")["NPI"].to_list()) | set(meta["ours"])
-    t = time.perf_counter()
-    pairs = (
-        pl.scan_csv(
-            meta["pairs_path"],
-            has_header=False,
-            new_columns=["npi1", "npi2", "pair_count", "bene_count", "same_day_count"],
-            schema_overrides={"npi1": pl.String, "npi2": pl.String},
+    kept, nppes_seconds, nppes_cpu = timed(
+        lambda: (
+            pl.scan_csv(meta["nppes"], infer_schema=False)
+            .select(columns)
+            .filter(pl.col(zip_column).str.slice(0, 5).is_in(zips) | pl.col("NPI").is_in(meta["ours"]))
+            .collect()
         )
-        .filter(pl.col("npi1").is_in(interesting) | pl.col("npi2").is_in(interesting))
-        .collect()
     )
-    pairs_seconds = time.perf_counter() - t
+    interesting = set(kept.filter(pl.col("Entity Type Code") == "1")["NPI"].to_list()) | set(meta["ours"])
+    pairs, pairs_seconds, pairs_cpu = timed(
+        lambda: (
+            pl.scan_csv(
+                meta["pairs_path"],
+                has_header=False,
+                new_columns=["npi1", "npi2", "pair_count", "bene_count", "same_day_count"],
+                schema_overrides={"npi1": pl.String, "npi2": pl.String},
+            )
+            .filter(pl.col("npi1").is_in(interesting) | pl.col("npi2").is_in(interesting))
+            .collect()
+        )
+    )
     return {
         "nppes_seconds": nppes_seconds,
+        "nppes_cpu": nppes_cpu,
         "nppes_kept": kept.height,
         "pairs_seconds": pairs_seconds,
+        "pairs_cpu": pairs_cpu,
         "pairs_kept": pairs.height,
     }
 
 
-def run_plain(meta: dict) -> dict:
+def run_plain(meta: dict, dict_reader: bool) -> dict:
+    """The obvious way: the csv module (DictReader, the idiomatic one for a file with named columns,
+    or reader with column positions), the filter in Python, bulk_create of what is kept."""
     import csv
 
     from liaison.core.geo import normalize_zip
@@ -257,37 +274,49 @@ def run_plain(meta: dict) -> dict:
     sites = our_directory(meta)
     zips = set(_near_zips(sites))
     ours = set(meta["ours"])
-    t = time.perf_counter()
-    kept = 0
-    batch: list[list[str]] = []
+    names = {
+        k: WANTED[k]
+        for k in (
+            "org_name",
+            "last_name",
+            "first_name",
+            "credential",
+            "address_line1",
+            "city",
+            "state",
+            "zip_code",
+            "entity_type",
+        )
+    }
 
-    def flush(rows: list[list[str]]) -> None:
+    def flush(rows: list[dict]) -> None:
         practices, locations, providers = [], [], []
         for r in rows:
+            individual = r["entity_type"] == "1"
             practice = Practice(
-                name=r[idx["org"]] or f"Practice at {r[idx['line1']]}",
-                organization_npi=r[0] if r[1] == "2" else "",
+                name=r["org_name"] or f"Practice at {r['address_line1']}",
+                organization_npi="" if individual else r["npi"],
                 source="nppes",
             )
             practices.append(practice)
             loc = Location(
                 practice=practice,
-                address_line1=r[idx["line1"]],
-                city=r[idx["city"]],
-                state=r[idx["state"]],
-                zip_code=normalize_zip(r[idx["zip"]]) or r[idx["zip"]][:5],
+                address_line1=r["address_line1"],
+                city=r["city"],
+                state=r["state"],
+                zip_code=normalize_zip(r["zip_code"]) or r["zip_code"][:5],
                 source="nppes",
             )
             loc.clean()
             locations.append(loc)
-            if r[1] == "1":
+            if individual:
                 providers.append(
                     (
                         Provider(
-                            npi=r[0],
-                            first_name=r[idx["first"]],
-                            last_name=r[idx["last"]],
-                            credential=r[idx["credential"]],
+                            npi=r["npi"],
+                            first_name=r["first_name"],
+                            last_name=r["last_name"],
+                            credential=r["credential"],
                             source="nppes",
                         ),
                         loc,
@@ -303,59 +332,73 @@ def run_plain(meta: dict) -> dict:
             [through(provider_id=p.pk, location_id=loc.pk) for p, loc in providers if p.pk]
         )
 
-    with open(meta["nppes"], newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        idx = {
-            "org": header.index(WANTED["org_name"]),
-            "last": header.index(WANTED["last_name"]),
-            "first": header.index(WANTED["first_name"]),
-            "credential": header.index(WANTED["credential"]),
-            "line1": header.index(WANTED["address_line1"]),
-            "city": header.index(WANTED["city"]),
-            "state": header.index(WANTED["state"]),
-            "zip": header.index(WANTED["zip_code"]),
-        }
-        for row in reader:
-            if row[idx["zip"]][:5] in zips or row[0] in ours:
-                if not row[1]:
-                    continue
-                batch.append(row)
-                kept += 1
-                if len(batch) >= 2000:
-                    flush(batch)
-                    batch = []
-        if batch:
+    def load_nppes() -> int:
+        kept, batch = 0, []
+        with open(meta["nppes"], newline="", encoding="utf-8") as f:
+            if dict_reader:
+                rows = csv.DictReader(f)
+                pick = lambda row: {k: row[c] for k, c in names.items()} | {"npi": row["NPI"]}  # noqa: E731
+            else:
+                reader = csv.reader(f)
+                header = next(reader)
+                at = {k: header.index(c) for k, c in names.items()}
+                rows = reader
+                pick = lambda row: {k: row[i] for k, i in at.items()} | {"npi": row[0]}  # noqa: E731
+            for row in rows:
+                r = pick(row)
+                if (r["zip_code"][:5] in zips or r["npi"] in ours) and r["entity_type"]:
+                    batch.append(r)
+                    kept += 1
+                    if len(batch) >= 2000:
+                        flush(batch)
+                        batch = []
             flush(batch)
-    nppes_seconds = time.perf_counter() - t
+        return kept
+
+    kept, nppes_seconds, nppes_cpu = timed(load_nppes)
     interesting = set(Provider.objects.exclude(npi="").values_list("npi", flat=True))
     dataset = SharedPatientDataset.objects.create(key="plain", source="cms", year=2015, window_days=30)
-    t = time.perf_counter()
-    pairs_kept = 0
-    pending: list[SharedPatientPair] = []
-    with open(meta["pairs_path"], newline="") as f:
-        for a, b, pair_count, bene_count, same_day in csv.reader(f):
-            if a in interesting or b in interesting:
-                pending.append(
-                    SharedPatientPair(
-                        dataset=dataset,
-                        from_npi=a,
-                        to_npi=b,
-                        patients=int(bene_count),
-                        transactions=int(pair_count),
-                        same_day=int(same_day),
-                    )
+
+    def load_pairs() -> int:
+        pairs_kept = 0
+        pending: list[SharedPatientPair] = []
+        with open(meta["pairs_path"], newline="") as f:
+            reader = (
+                csv.DictReader(f, fieldnames=["npi1", "npi2", "pair_count", "bene_count", "same_day_count"])
+                if dict_reader
+                else csv.reader(f)
+            )
+            for row in reader:
+                a, b, pair_count, bene_count, same_day = (
+                    (row["npi1"], row["npi2"], row["pair_count"], row["bene_count"], row["same_day_count"])
+                    if dict_reader
+                    else row
                 )
-                pairs_kept += 1
-                if len(pending) >= 5000:
-                    SharedPatientPair.objects.bulk_create(pending, ignore_conflicts=True)
-                    pending = []
-    SharedPatientPair.objects.bulk_create(pending, ignore_conflicts=True)
-    pairs_seconds = time.perf_counter() - t
+                if a in interesting or b in interesting:
+                    pending.append(
+                        SharedPatientPair(
+                            dataset=dataset,
+                            from_npi=a,
+                            to_npi=b,
+                            patients=int(bene_count),
+                            transactions=int(pair_count),
+                            same_day=int(same_day),
+                        )
+                    )
+                    pairs_kept += 1
+                    if len(pending) >= 5000:
+                        SharedPatientPair.objects.bulk_create(pending, ignore_conflicts=True)
+                        pending = []
+        SharedPatientPair.objects.bulk_create(pending, ignore_conflicts=True)
+        return pairs_kept
+
+    pairs_kept, pairs_seconds, pairs_cpu = timed(load_pairs)
     return {
         "nppes_seconds": nppes_seconds,
+        "nppes_cpu": nppes_cpu,
         "nppes_kept": kept,
         "pairs_seconds": pairs_seconds,
+        "pairs_cpu": pairs_cpu,
         "pairs_kept": pairs_kept,
     }
 
@@ -372,7 +415,9 @@ def child(args: argparse.Namespace) -> None:
         result = run_floor(meta)
     else:
         child_setup(args.database_url, scratch)
-        result = (run_ours if args.child == "ours" else run_plain)(meta)
+        result = (
+            run_ours(meta) if args.child == "ours" else run_plain(meta, dict_reader=args.child == "plain")
+        )
     result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result))
 
@@ -397,35 +442,46 @@ def main() -> None:
     meta = generate(data, size_bytes(args.size), args.pairs)
     load = os.getloadavg()[0]
     results = {}
-    for path in ["floor", "ours"] + ([] if args.skip_plain else ["plain"]):
+    for path in ["floor", "ours"] + ([] if args.skip_plain else ["plain", "plain-reader"]):
         print(f"running {path} ...", flush=True)
         results[path] = spawn(path, args, data)
+    report(meta, results, args, data, load)
+
+
+def report(meta: dict, results: dict, args: argparse.Namespace, data: Path, load: float) -> None:
     ours, floor = results["ours"], results["floor"]
-    plain = results.get("plain")
     db = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
-    print()
-    print(
-        f"NPPES: {meta['nppes_bytes'] / 1e9:.2f} GB, {meta['nppes_rows']:,} rows x 330 columns; kept within {RADIUS} miles of 3 Columbus sites: {ours['nppes_kept']:,} (floor {floor['nppes_kept']:,})"
-    )
-    print(f"  ours   liaison import nppes, end to end ({db})   {ours['nppes_seconds']:7.1f} s")
-    print(
-        f"  floor  Polars scan, same columns and filter      {floor['nppes_seconds']:7.1f} s   ours / floor = {ours['nppes_seconds'] / floor['nppes_seconds']:.2f}"
-    )
-    if plain:
-        print(
-            f"  plain  csv module + bulk_create ({db})         {plain['nppes_seconds']:7.1f} s   plain / ours = {plain['nppes_seconds'] / ours['nppes_seconds']:.1f}"
-        )
-    print(
-        f"Shared patients: {meta['pairs']:,} pairs, {meta['pairs_bytes'] / 1e9:.2f} GB; kept (touching ours or near our sites): {ours['pairs_kept']:,} (floor {floor['pairs_kept']:,})"
-    )
-    print(f"  ours   liaison import shared-patients ({db})    {ours['pairs_seconds']:7.1f} s")
-    print(
-        f"  floor  Polars scan, same filter                  {floor['pairs_seconds']:7.1f} s   ours / floor = {ours['pairs_seconds'] / floor['pairs_seconds']:.2f}"
-    )
-    if plain:
-        print(
-            f"  plain  csv module + bulk_create ({db})         {plain['pairs_seconds']:7.1f} s   plain / ours = {plain['pairs_seconds'] / ours['pairs_seconds']:.1f}"
-        )
+    plain_labels = {
+        "plain": f"plain: csv.DictReader + bulk_create ({db})",
+        "plain-reader": f"plain: csv.reader + bulk_create ({db})",
+    }
+
+    def line(label: str, wall: float, cpu: float, note: str = "") -> None:
+        print(f"  {label:<50} {wall:7.1f} s wall {cpu:7.1f} s CPU   {note}")
+
+    for key, title in (("nppes", "NPPES"), ("pairs", "Shared patients")):
+        if key == "nppes":
+            size = f"{meta['nppes_bytes'] / 1e9:.2f} GB, {meta['nppes_rows']:,} rows x 330 columns"
+            kept = f"kept within {RADIUS} miles of 3 Columbus sites"
+            ours_label, again = (
+                f"ours: liaison import nppes ({db})",
+                "ours: the same file again (monthly refresh)",
+            )
+        else:
+            size = f"{meta['pairs']:,} pairs, {meta['pairs_bytes'] / 1e9:.2f} GB"
+            kept = "kept (touching ours or a provider near our sites)"
+            ours_label, again = f"ours: liaison import shared-patients ({db})", "ours: the same file again"
+        print(f"{title}: {size}; {kept}: {ours[key + '_kept']:,} (floor {floor[key + '_kept']:,})")
+        f_wall, f_cpu = floor[key + "_seconds"], floor[key + "_cpu"]
+        line("floor: Polars scan, same columns and filter", f_wall, f_cpu)
+        for k, label in ((key, ours_label), (key + "_refresh", again)):
+            wall, cpu = ours[k + "_seconds"], ours[k + "_cpu"]
+            line(label, wall, cpu, f"/ floor: {wall / f_wall:.1f}x wall, {cpu / f_cpu:.1f}x CPU")
+        for path, label in plain_labels.items():
+            if path in results:
+                wall, cpu = results[path][key + "_seconds"], results[path][key + "_cpu"]
+                o_wall, o_cpu = ours[key + "_seconds"], ours[key + "_cpu"]
+                line(label, wall, cpu, f"/ ours: {wall / o_wall:.1f}x wall, {cpu / o_cpu:.1f}x CPU")
     rss = ", ".join(f"{k} {v['peak_rss_mb']:,.0f} MB" for k, v in results.items())
     print(f"Peak RSS per process: {rss}")
     print(f"(machine: {os.cpu_count()} cores, load average {load:.1f} at the start; files in {data})")

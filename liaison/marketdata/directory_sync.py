@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.db.models.functions import Substr
 
 from liaison.core.geo import haversine_miles
 from liaison.directory.models import Location, Practice, Provider, Source, Taxonomy
@@ -652,27 +653,24 @@ def regroup_generated_practices() -> int:
     to the organisation's (or a hand-entered) office at the same address, and drop the generated
     practice if nobody added anything to it. Idempotent."""
     through = Provider.locations.through
-    generated = list(
+    is_generated = Q(
+        practice__source=Source.NPPES,
+        practice__organization_npi="",
+        practice__name__startswith=GENERATED_PRACTICE_PREFIX,
+    )
+    generated = (
         Location.objects.filter(
-            practice__source=Source.NPPES,
-            practice__organization_npi="",
-            practice__name__startswith=GENERATED_PRACTICE_PREFIX,
-            practice__is_ours=False,
-            practice__notes="",
-            practice__website="",
+            is_generated, practice__is_ours=False, practice__notes="", practice__website=""
         )
         .exclude(practice__contacts__isnull=False)
         .exclude(practice__prospect_flags__isnull=False)
-        .values_list("pk", "practice_id", "address_line1", "zip_code")
-        .distinct()
+        .annotate(zip5=Substr("zip_code", 1, 5))
     )
-    if not generated:
-        return 0
-    keys = {address_key(line1, z) for _, _, line1, z in generated}
-    better: dict[str, tuple[int, int]] = {}
     candidates = (
-        Location.objects.filter(practice__is_ours=False, zip_code__in={z for *_, z in generated})
-        .exclude(pk__in=[g[0] for g in generated])
+        Location.objects.filter(practice__is_ours=False)
+        .exclude(is_generated)
+        .annotate(zip5=Substr("zip_code", 1, 5))
+        .filter(zip5__in=generated.values("zip5"))
         .values_list(
             "pk",
             "address_line1",
@@ -683,13 +681,20 @@ def regroup_generated_practices() -> int:
         )
         .order_by("pk")
     )
-    for pk, line1, z, source, org_npi, name in candidates:
+    better: dict[str, tuple[int, int]] = {}
+    for pk, line1, z, source, org_npi, name in candidates.iterator(chunk_size=5000):
         key = address_key(line1, z)
         priority = place_priority(source, org_npi, name)
-        if key in keys and priority < 2 and (key not in better or priority < better[key][1]):
+        if key not in better or priority < better[key][1]:
             better[key] = (pk, priority)
+    if not better:
+        return 0
     regrouped = 0
-    for pk, practice_id, line1, z in generated:
+    for pk, practice_id, line1, z in list(
+        generated.filter(zip5__in={k.rsplit("|", 1)[1] for k in better}).values_list(
+            "pk", "practice_id", "address_line1", "zip_code"
+        )
+    ):
         target = better.get(address_key(line1, z))
         if target is None:
             continue

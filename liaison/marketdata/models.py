@@ -247,7 +247,8 @@ class SharedPatientPair(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dataset", "from_npi", "to_npi"], name="shared_pair_once")
         ]
-        indexes = [models.Index(fields=["dataset", "to_npi"]), models.Index(fields=["from_npi"])]
+        # The unique constraint serves lookups by (dataset, from_npi); this one the other direction.
+        indexes = [models.Index(fields=["dataset", "to_npi"])]
 
     def __str__(self) -> str:
         return f"{self.from_npi} -> {self.to_npi}: {self.patients}"

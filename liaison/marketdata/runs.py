@@ -53,6 +53,7 @@ class FileImport:
 
     kind: str = ""
     member_suffixes: tuple[str, ...] = (".csv",)
+    default_batch_size = 2000  # kept rows per transaction
     locate_fields = 1  # leading fields that identify a row when naming a rejected row's line
 
     def __init__(
@@ -62,14 +63,14 @@ class FileImport:
         actor: Any,
         progress: Progress | None = None,
         force: bool = False,
-        batch_size: int = 2000,
+        batch_size: int | None = None,
         job_run: Any = None,
     ) -> None:
         self.path = Path(path)
         self.actor = actor
         self.progress = progress or Progress()
         self.force = force
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self.default_batch_size
         self.job_run = job_run
         self.already_done = False
         self.resumed = False

@@ -60,6 +60,7 @@ class SharedPatientsImport(FileImport):
     kind = ImportKind.SHARED_PATIENTS
     member_suffixes = (".csv", ".txt")
     locate_fields = 2
+    default_batch_size = 20000  # small rows: fewer, larger transactions
 
     def __init__(
         self, path: Path | str, *, window: int | None = None, year: int | None = None, **kwargs: Any

@@ -53,6 +53,7 @@ INTEGERS = {"beneficiaries", "hcpcs_codes", "dual_eligible", "not_dual_eligible"
 
 class UtilizationImport(FileImport):
     kind = ImportKind.UTILIZATION
+    default_batch_size = 10000
 
     def __init__(self, path: Path | str, *, year: int | None = None, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)

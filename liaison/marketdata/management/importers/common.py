@@ -20,7 +20,12 @@ def add_common_arguments(parser: Any) -> None:
     parser.add_argument(
         "--force", action="store_true", help="read the file again even if this import already finished"
     )
-    parser.add_argument("--batch-size", type=int, default=2000, help="rows written per transaction")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="kept rows written per transaction (default: 2000 for NPPES, more for smaller rows)",
+    )
 
 
 def run(
@@ -38,7 +43,7 @@ def run(
             actor=f"liaison {command}",
             progress=progress,
             force=options["force"],
-            batch_size=max(1, options["batch_size"]),
+            batch_size=max(1, options["batch_size"]) if options["batch_size"] else None,
             **kwargs,
         )
         importer.execute()
