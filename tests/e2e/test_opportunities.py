@@ -13,8 +13,16 @@ from tests.marketdata_files import build_market
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture
+def taxonomy(transactional_db):
+    """Transactional tests empty every table, the built-in specialties included."""
+    from liaison.directory.taxonomy import load_builtin
+
+    load_builtin()
+
+
 def test_a_liaison_filters_opportunities_reads_why_and_flags_a_prospect(
-    page, make_user, site, our_physician, referring_provider, far_provider, tmp_path
+    taxonomy, page, make_user, site, our_physician, referring_provider, far_provider, tmp_path
 ):
     build_market(site, our_physician, referring_provider, far_provider, tmp_path)
     user = make_user("liaison")
