@@ -34,7 +34,7 @@ from liaison.directory.validators import TAXONOMY_RE
 from liaison.marketdata.directory_sync import DirectorySync, deactivation_row
 from liaison.marketdata.models import ImportKind, NppesRecord
 from liaison.marketdata.nppes_columns import REQUIRED, SEX_COLUMNS, TAXONOMY_SLOTS, WANTED
-from liaison.marketdata.nppes_rows import Row, RowProblem, npi_problem, parse_date, parse_row
+from liaison.marketdata.nppes_rows import Row, RowProblem, npi_problem, parse_date, parse_row, row_hash
 from liaison.marketdata.runs import FileImport
 from liaison.marketdata.scan import CsvScan, ImportFileError, SourceFile, first_lines, sql_ident
 
@@ -249,20 +249,36 @@ class NppesImport(FileImport):
         self.sync = DirectorySync(self.run, self.reject, self.warn)
 
     def write_batch(self, rows: list[tuple]) -> None:
-        parsed = []
-        for values in rows:
-            row = Row.from_db(values)
+        raw = [Row.from_db(values) for values in rows]
+        # Most rows of a monthly refresh are what NPPES said last time: compare hashes first.
+        known = {
+            npi: (digest, last_run)
+            for npi, digest, last_run in NppesRecord.objects.filter(
+                npi__in=[r.npi.strip() for r in raw]
+            ).values_list("npi", "row_hash", "last_run_id")
+        }
+        parsed, touched = [], []
+        for row in raw:
+            npi = row.npi.strip()
+            seen = known.get(npi)
+            if seen is not None and seen[0] == row_hash(row):
+                if seen[1] != self.run.pk:  # else: done by this run before it was interrupted
+                    self.run.unchanged += 1
+                    touched.append(npi)
+                continue
             try:
                 parsed.append(parse_row(row))
             except RowProblem as problem:
-                self.reject(row.npi.strip(), f"NPI {row.npi.strip()[:20] or '(blank)'}: {problem}")
+                self.reject(npi, f"NPI {npi[:20] or '(blank)'}: {problem}")
+        if touched:
+            NppesRecord.objects.filter(npi__in=touched).update(last_run=self.run)
         self.sync.write(parsed)
 
     def complete(self) -> None:
         self.sync.complete()
 
     def after(self) -> None:
-        if not self.already_done:
+        if not self.already_done and (self.run.inserted or self.run.updated):
             from liaison.marketdata.scoring import rescore
 
             rescore(actor=self.actor)
@@ -336,7 +352,7 @@ class DeactivationImport(FileImport):
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def after(self) -> None:
-        if not self.already_done:
+        if not self.already_done and (self.run.inserted or self.run.updated):
             from liaison.marketdata.scoring import rescore
 
             rescore(actor=self.actor)

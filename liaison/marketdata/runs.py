@@ -343,6 +343,37 @@ def insert_objects(model: type[models.Model], objects: Sequence[models.Model]) -
     insert_rows(model, [f.name for f in fields], rows)
 
 
+def upsert_rows(
+    model: type[models.Model], keys: Sequence[str], values: Sequence[str], rows: Sequence[tuple]
+) -> tuple[int, int]:
+    """INSERT rows (keys + values), or UPDATE the values of the row with the same keys when they
+    differ. Returns (inserted, updated); the other rows were unchanged. One statement per chunk:
+    the same work for a first load and a refresh."""
+    if not rows:
+        return 0, 0
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    column = {f: qn(model._meta.get_field(f).column) for f in [*keys, *values]}
+    differs = " IS DISTINCT FROM " if connection.vendor == "postgresql" else " IS NOT "
+    sql = (
+        f"INSERT INTO {table} ({', '.join(column[f] for f in [*keys, *values])}) "  # noqa: S608 (quoted names)
+        f"VALUES ({', '.join(['%s'] * (len(keys) + len(values)))}) "
+        f"ON CONFLICT ({', '.join(column[f] for f in keys)}) DO UPDATE SET "
+        + ", ".join(f"{column[f]} = excluded.{column[f]}" for f in values)
+        + " WHERE "
+        + " OR ".join(f"{table}.{column[f]}{differs}excluded.{column[f]}" for f in values)
+    )
+    scope = {keys[0]: rows[0][0]} if len({r[0] for r in rows}) == 1 else {}
+    before = model.objects.filter(**scope).count()
+    affected = 0
+    with connection.cursor() as cursor:
+        for chunk in chunked(rows, 5000):
+            cursor.executemany(sql, chunk)
+            affected += max(cursor.rowcount, 0)
+    inserted = model.objects.filter(**scope).count() - before
+    return inserted, affected - inserted
+
+
 def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple]) -> None:
     """INSERT many plain rows at once (executemany), skipping rows that break a unique constraint.
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from liaison.marketdata.models import ImportKind, SharedPatientDataset, SharedPatientPair
 from liaison.marketdata.nppes import describe_wrong_kind
 from liaison.marketdata.nppes_rows import npi_problem
-from liaison.marketdata.runs import FileImport, insert_rows
+from liaison.marketdata.runs import FileImport, upsert_rows
 from liaison.marketdata.scan import CsvScan, ImportFileError, SourceFile, first_lines, year_from_name
 from liaison.marketdata.scoring import interesting_npis
 
@@ -150,11 +150,10 @@ class SharedPatientsImport(FileImport):
         return f"{row[0]},{row[1]}"
 
     def begin(self) -> None:
-        self.dataset, created = SharedPatientDataset.objects.get_or_create(
+        self.dataset, _ = SharedPatientDataset.objects.get_or_create(
             key=self.dataset_key,
             defaults={"source": self.source, "year": self.year, "window_days": self.window},
         )
-        self.first_load = created or not self.dataset.pair_set.exists()
 
     def write_batch(self, rows: list[tuple]) -> None:
         run = self.run
@@ -184,28 +183,15 @@ class SharedPatientsImport(FileImport):
                 wait,
                 std,
             )
-        if not pairs:
-            return
-        existing: dict[tuple[str, str], tuple] = {}
-        if not self.first_load:
-            for pk, a, b, *values in SharedPatientPair.objects.filter(
-                dataset=self.dataset, from_npi__in={a for a, _ in pairs}
-            ).values_list("pk", "from_npi", "to_npi", *VALUE_FIELDS):
-                existing[(a, b)] = (pk, tuple(values))
-        new, changed = [], []
-        for (a, b), values in pairs.items():
-            old = existing.get((a, b))
-            if old is None:
-                new.append((self.dataset.pk, a, b, *values))
-            elif old[1] != values:
-                changed.append(SharedPatientPair(pk=old[0], **dict(zip(VALUE_FIELDS, values, strict=True))))
-            else:
-                run.unchanged += 1
-        # A pair repeated further down the file must not stop the import: the insert skips it.
-        insert_rows(SharedPatientPair, ["dataset", "from_npi", "to_npi", *VALUE_FIELDS], new)
-        SharedPatientPair.objects.bulk_update(changed, VALUE_FIELDS, batch_size=1000)
-        run.inserted += len(new)
-        run.updated += len(changed)
+        inserted, updated = upsert_rows(
+            SharedPatientPair,
+            ["dataset", "from_npi", "to_npi"],
+            VALUE_FIELDS,
+            [(self.dataset.pk, a, b, *values) for (a, b), values in pairs.items()],
+        )
+        run.inserted += inserted
+        run.updated += updated
+        run.unchanged += len(pairs) - inserted - updated
 
     def complete(self) -> None:
         self.dataset.pairs = self.dataset.pair_set.count()
@@ -214,7 +200,7 @@ class SharedPatientsImport(FileImport):
         self.run.details["dataset"] = self.dataset.label
 
     def after(self) -> None:
-        if not self.already_done:
+        if not self.already_done and (self.run.inserted or self.run.updated):
             from liaison.marketdata.scoring import rescore
 
             rescore(actor=self.actor)

@@ -91,7 +91,7 @@ class UtilizationImport(FileImport):
         return select, 'trim("Rndrng_NPI") IN (SELECT v FROM f_npis)', "Rndrng_NPI"
 
     def after(self) -> None:
-        if not self.already_done:
+        if not self.already_done and (self.run.inserted or self.run.updated):
             from liaison.marketdata.scoring import rescore
 
             rescore(actor=self.actor)  # volumes are part of the score
