@@ -102,7 +102,7 @@ def _entry_for(provider: Provider) -> NppesEntry:
         address_line2=loc.address_line2,
         city=loc.city,
         state=loc.state,
-        zip_code=loc.zip_code.replace("-", "")[:5] + "0000",
+        zip_code=loc.zip_code.replace("-", ""),
         phone=loc.phone.replace("(", "").replace(") ", "").replace("-", "")[:10],
         taxonomies=[provider.primary_taxonomy_id] if provider.primary_taxonomy_id else [],
     )

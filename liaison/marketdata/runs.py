@@ -343,21 +343,51 @@ def insert_objects(model: type[models.Model], objects: Sequence[models.Model]) -
     insert_rows(model, [f.name for f in fields], rows)
 
 
+def _write_rows(
+    model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple], conflict: str
+) -> int:
+    """INSERT rows ... ON CONFLICT `conflict`; returns the rows inserted or updated.
+
+    SQLite: executemany of one prepared statement. PostgreSQL: COPY into a temporary table, then one
+    INSERT ... SELECT (one statement per row over the network would cost more than the whole scan).
+    """
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    columns = ", ".join(qn(model._meta.get_field(f).column) for f in fields)
+    affected = 0
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            raw = cursor.cursor  # the psycopg cursor, for COPY
+            raw.execute("DROP TABLE IF EXISTS liaison_rows")
+            empty_copy = f"CREATE TEMP TABLE liaison_rows AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608
+            raw.execute(empty_copy)
+            with raw.copy(f"COPY liaison_rows ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            raw.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM liaison_rows {conflict}")  # noqa: S608 (quoted names)
+            affected = max(raw.rowcount, 0)
+            raw.execute("DROP TABLE liaison_rows")
+        else:
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) {conflict}"  # noqa: S608
+            for chunk in chunked(rows, 5000):
+                cursor.executemany(sql, chunk)
+                affected += max(cursor.rowcount, 0)
+    return affected
+
+
 def upsert_rows(
     model: type[models.Model], keys: Sequence[str], values: Sequence[str], rows: Sequence[tuple]
 ) -> tuple[int, int]:
     """INSERT rows (keys + values), or UPDATE the values of the row with the same keys when they
-    differ. Returns (inserted, updated); the other rows were unchanged. One statement per chunk:
-    the same work for a first load and a refresh."""
+    differ. Returns (inserted, updated); the other rows were unchanged. The same work for a first
+    load and a refresh."""
     if not rows:
         return 0, 0
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
     column = {f: qn(model._meta.get_field(f).column) for f in [*keys, *values]}
     differs = " IS DISTINCT FROM " if connection.vendor == "postgresql" else " IS NOT "
-    sql = (
-        f"INSERT INTO {table} ({', '.join(column[f] for f in [*keys, *values])}) "  # noqa: S608 (quoted names)
-        f"VALUES ({', '.join(['%s'] * (len(keys) + len(values)))}) "
+    conflict = (
         f"ON CONFLICT ({', '.join(column[f] for f in keys)}) DO UPDATE SET "
         + ", ".join(f"{column[f]} = excluded.{column[f]}" for f in values)
         + " WHERE "
@@ -365,26 +395,14 @@ def upsert_rows(
     )
     scope = {keys[0]: rows[0][0]} if len({r[0] for r in rows}) == 1 else {}
     before = model.objects.filter(**scope).count()
-    affected = 0
-    with connection.cursor() as cursor:
-        for chunk in chunked(rows, 5000):
-            cursor.executemany(sql, chunk)
-            affected += max(cursor.rowcount, 0)
+    affected = _write_rows(model, [*keys, *values], rows, conflict)
     inserted = model.objects.filter(**scope).count() - before
     return inserted, affected - inserted
 
 
 def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple]) -> None:
-    """INSERT many plain rows at once (executemany), skipping rows that break a unique constraint.
-
-    For the hundreds of thousands of shared-patient pairs and utilisation lines, where building a
-    model instance per row costs more than the database write; the values are checked before."""
-    if not rows:
-        return
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(model._meta.get_field(f).column) for f in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608 (quoted names)
-    with connection.cursor() as cursor:
-        for chunk in chunked(rows, 5000):
-            cursor.executemany(sql, chunk)
+    """INSERT many plain rows at once, skipping rows that break a unique constraint (a resumed run
+    meeting what its first try wrote). For the hundreds of thousands of shared-patient pairs and
+    the records and change rows, where a model instance per row costs more than the write."""
+    if rows:
+        _write_rows(model, fields, rows, "ON CONFLICT DO NOTHING")
