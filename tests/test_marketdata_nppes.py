@@ -477,3 +477,16 @@ def test_the_known_npis_filter_is_computed_before_this_run_added_any(db, tmp_pat
     importer.execute()
     assert importer._known_npis() == []
     assert make_npi(1) not in importer._known_npis()
+
+
+def test_the_benchmark_generator_makes_a_file_our_importer_reads(db, tmp_path, site, north_site):
+    from liaison.marketdata.synthetic import generate_nppes_file
+
+    made = generate_nppes_file(
+        tmp_path / "npidata_pfile_generated.csv", target_bytes=400_000, centre=(39.9612, -82.9988), local_share=0.2
+    )
+    assert made.rows > 250 and made.local_npis
+    out = import_nppes(made.path, "--radius", "25")
+    assert f"{made.rows:,} rows read" in out and "0 rejected" in out
+    # Every row placed around Columbus is in (a few others landed there by chance).
+    assert set(made.local_npis) <= set(NppesRecord.objects.values_list("npi", flat=True))
