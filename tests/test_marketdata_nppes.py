@@ -483,7 +483,10 @@ def test_the_benchmark_generator_makes_a_file_our_importer_reads(db, tmp_path, s
     from liaison.marketdata.synthetic import generate_nppes_file
 
     made = generate_nppes_file(
-        tmp_path / "npidata_pfile_generated.csv", target_bytes=400_000, centre=(39.9612, -82.9988), local_share=0.2
+        tmp_path / "npidata_pfile_generated.csv",
+        target_bytes=400_000,
+        centre=(39.9612, -82.9988),
+        local_share=0.2,
     )
     assert made.rows > 250 and made.local_npis
     out = import_nppes(made.path, "--radius", "25")
