@@ -158,6 +158,7 @@ def require(allowed: bool, detail: str = "Your role does not allow this.") -> No
 def _register_routers() -> None:
     from liaison.directory.api import router as directory_router
     from liaison.feedback.api import router as feedback_router
+    from liaison.marketdata.api import router as marketdata_router
     from liaison.outreach.api import router as outreach_router
     from liaison.referrals.api import router as referrals_router
 
@@ -165,6 +166,7 @@ def _register_routers() -> None:
     api.add_router("/", referrals_router)
     api.add_router("/", outreach_router)
     api.add_router("/", feedback_router)
+    api.add_router("/market/", marketdata_router)
 
 
 _register_routers()

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "liaison.referrals",
     "liaison.outreach",
     "liaison.feedback",
+    "liaison.marketdata",
 ]
 
 MIDDLEWARE = [
@@ -249,11 +250,19 @@ NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 500
 FORM_RENDERER = "liaison.core.forms.LiaisonFormRenderer"
 
-# Outreach: the map's tile server (none by default: markers on a plain background, offline-safe),
-# and the day-route model (straight-line miles times a road factor, at an average speed).
-LIAISON_MAP_TILES = env.str("LIAISON_MAP_TILES", default="")
-LIAISON_MAP_ATTRIBUTION = env.str("LIAISON_MAP_ATTRIBUTION", default="")
+# Outreach: the day-route model (straight-line miles times a road factor, at an average speed).
 LIAISON_ROAD_FACTOR = env.float("LIAISON_ROAD_FACTOR", default=1.3)
 LIAISON_ROUTE_MPH = env.float("LIAISON_ROUTE_MPH", default=28.0)
 LIAISON_COLLATERAL_MAX_MB = env.int("LIAISON_COLLATERAL_MAX_MB", default=20)
 FILE_UPLOAD_PERMISSIONS = 0o640
+# Market data (public CMS files). "Our area": competitors, opportunities and new providers are
+# looked for within this many miles of our sites.
+MARKET_RADIUS_MILES = env.float("MARKET_RADIUS_MILES", default=30.0)
+# Where the admin import page looks for downloaded files (and puts uploaded ones).
+MARKETDATA_IMPORT_DIR = Path(env.str("MARKETDATA_IMPORT_DIR", default=str(VAR_DIR / "imports")))
+# Scratch space for unzipping NPPES downloads (needs room for the ~10 GB CSV of the monthly file).
+MARKETDATA_TMP_DIR = Path(env.str("MARKETDATA_TMP_DIR", default=str(VAR_DIR / "tmp")))
+# Map tiles for the maps (outreach accounts, opportunities), e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; none by
+# default, so that a closed network shows the markers on a blank map instead of failing requests.
+MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
+MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="")

@@ -12,6 +12,7 @@ urlpatterns = [
     path("portal/", include("liaison.referrals.portal_urls")),
     path("outreach/", include("liaison.outreach.urls")),
     path("feedback/", include("liaison.feedback.urls")),
+    path("marketdata/", include("liaison.marketdata.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

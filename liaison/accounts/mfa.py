@@ -30,7 +30,7 @@ ALLOWED_PREFIXES = ("/accounts/mfa/", "/accounts/logout/", "/static/", "/healthz
 
 
 def has_mfa(user: Any) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return bool(getattr(user, "mfa_enabled", False))
 
 
 def must_enrol(user: Any) -> bool:
@@ -71,6 +71,8 @@ def confirm_device(request: HttpRequest, device: TOTPDevice, token: str) -> None
     TOTPDevice.objects.filter(user=device.user, confirmed=True).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
+    type(device.user).objects.filter(pk=device.user_id).update(mfa_enabled=True)
+    request.user.mfa_enabled = True
     otp_login(request, device)
     record(request.user, "mfa_enabled", request.user, object_repr=request.user.email)
 
@@ -96,6 +98,8 @@ def disable(user: Any, *, actor: Any) -> None:
             {"token": ["Your role requires an authenticator app: set up a new one instead."]}
         )
     TOTPDevice.objects.filter(user=user).delete()
+    type(user).objects.filter(pk=user.pk).update(mfa_enabled=False)
+    user.mfa_enabled = False
     record(actor, "mfa_disabled", user, object_repr=user.email)
 
 

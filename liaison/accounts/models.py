@@ -26,6 +26,10 @@ READ_ONLY_ROLES = frozenset({Role.ANALYST})
 OUTREACH_READER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR, Role.ANALYST})
 OUTREACH_WRITER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR})
 OUTREACH_MANAGER_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
+# Market data is public (no PHI): the roles who find and rank referral sources see it; analysts
+# read it but do not act on it.
+MARKET_DATA_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.ANALYST})
+PROSPECT_FLAGGER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON})
 
 
 class UserManager(BaseUserManager["User"]):
@@ -64,6 +68,9 @@ class User(AbstractBaseUser):
         limit_choices_to={"is_ours": True},
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    # Kept in step with the confirmed authenticator app (liaison.accounts.mfa), so that checking
+    # for a second factor costs no query on each request.
+    mfa_enabled = models.BooleanField(default=False, editable=False)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -108,6 +115,14 @@ class User(AbstractBaseUser):
     def can_manage_outreach(self) -> bool:
         """Territories, tiers, account owners, anyone's activities, surveys."""
         return self.is_active and self.role in OUTREACH_MANAGER_ROLES
+
+    @property
+    def can_see_market_data(self) -> bool:
+        return self.is_active and self.role in MARKET_DATA_ROLES
+
+    @property
+    def can_flag_prospects(self) -> bool:
+        return self.is_active and self.role in PROSPECT_FLAGGER_ROLES
 
     @property
     def is_read_only(self) -> bool:

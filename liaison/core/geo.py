@@ -38,12 +38,17 @@ def normalize_zip(value: str) -> str | None:
     return f"{m.group(1)}-{m.group(2)}" if m.group(2) else m.group(1)
 
 
-@lru_cache(maxsize=50_000)
 def zip_info(zip_code: str) -> ZipInfo | None:
     norm = normalize_zip(zip_code)
     if norm is None:
         return None
-    matches = zipcodes.matching(norm[:5])
+    return _zip5_info(norm[:5])
+
+
+@lru_cache(maxsize=50_000)
+def _zip5_info(zip5: str) -> ZipInfo | None:
+    # Cached by the 5-digit ZIP: imports meet every ZIP+4 of a ZIP, and a lookup scans the whole list.
+    matches = zipcodes.matching(zip5)
     if not matches:
         return None
     z = matches[0]

@@ -752,8 +752,8 @@ def account_map(request: HttpRequest) -> HttpResponse:
             "nav": "map",
             "markers": selectors.map_markers(request.user),
             "sites": selectors.site_markers(),
-            "tiles": settings.LIAISON_MAP_TILES,
-            "attribution": settings.LIAISON_MAP_ATTRIBUTION,
+            "tiles": settings.MAP_TILE_URL,
+            "attribution": settings.MAP_TILE_ATTRIBUTION,
         },
     )
 

@@ -501,7 +501,7 @@ def test_the_map_works_without_tiles_and_uses_the_configured_tile_server(client_
     assert data["accounts"][0]["lat"] == pytest.approx(39.98, abs=0.05) and data["sites"][0]["name"].endswith(
         "Downtown"
     )
-    settings.LIAISON_MAP_TILES = "https://tiles.example.org/{z}/{x}/{y}.png"
+    settings.MAP_TILE_URL = "https://tiles.example.org/{z}/{x}/{y}.png"
     assert (
         'data-tiles="https://tiles.example.org/{z}/{x}/{y}.png"'
         in c.get(reverse("outreach:map")).content.decode()

@@ -1,5 +1,5 @@
 // Accounts and our sites on a Leaflet map. Tiles only if the install configures a tile server
-// (LIAISON_MAP_TILES): hospital networks are often closed, and the markers alone still answer
+// (MAP_TILE_URL): hospital networks are often closed, and the markers alone still answer
 // "where are my accounts around our sites".
 (function () {
   const el = document.getElementById("map");

@@ -13,6 +13,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 IMPORTERS = {
     "taxonomy": "liaison.directory.management.importers.taxonomy",
+    "nppes": "liaison.marketdata.management.importers.nppes",
+    "shared-patients": "liaison.marketdata.management.importers.shared_patients",
+    "utilization": "liaison.marketdata.management.importers.utilization",
 }
 
 

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class MarketdataConfig(AppConfig):
+    name = "liaison.marketdata"
+    label = "marketdata"
+    verbose_name = "Market data"
