@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "liaison.audit",
     "liaison.directory",
     "liaison.referrals",
+    "liaison.interop",
 ]
 
 MIDDLEWARE = [

@@ -13,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 IMPORTERS = {
     "taxonomy": "liaison.directory.management.importers.taxonomy",
+    "hl7": "liaison.interop.management.importers.hl7",
+    "referrals": "liaison.interop.management.importers.referrals",
 }
 
 
