@@ -156,3 +156,17 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _builtin_taxonomy_after_a_flush(request):
+    """A transactional test (browser, threads) flushes the database when it ends, the built-in
+    taxonomy list that a migration loads included: the next transactional test gets it back."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        request.getfixturevalue("transactional_db")
+        from liaison.directory.models import Taxonomy
+        from liaison.directory.taxonomy import load_builtin
+
+        if not Taxonomy.objects.exists():
+            load_builtin()

@@ -34,12 +34,13 @@ _SIMPLE = {
 }
 
 
-def _preparers(model: type[models.Model]) -> list[tuple[int, Callable[[Any], Any]]]:
+def _preparers(model: type[models.Model], pre_encrypted: bool) -> list[tuple[int, Callable[[Any], Any]]]:
     """(column index, how to prepare its value) for the columns that need more than the value."""
     out: list[tuple[int, Callable[[Any], Any]]] = []
     for i, f in enumerate(model._meta.concrete_fields):
         if isinstance(f, EncryptedTextField):
-            out.append((i, f.get_prep_value))
+            if not pre_encrypted:
+                out.append((i, f.get_prep_value))
         elif f.get_internal_type() == "DateTimeField":
             out.append((i, partial(_adapt_datetime, connection.ops.adapt_datetimefield_value)))
         elif f.get_internal_type() not in _SIMPLE:
@@ -71,8 +72,9 @@ def reserve_ids(model: type[models.Model], n: int) -> list[int]:
         return list(range(start + 1, start + n + 1))
 
 
-def insert_rows(model: type[models.Model], objs: list[Any]) -> None:
-    """INSERT unsaved instances (given ids, created/updated times) in one executemany()."""
+def insert_rows(model: type[models.Model], objs: list[Any], *, pre_encrypted: bool = False) -> None:
+    """INSERT unsaved instances (given ids, created/updated times) in one executemany().
+    `pre_encrypted`: their encrypted fields already hold the ciphertext (parallel.encrypt_in_place)."""
     if not objs:
         return
     assert transaction.get_connection().in_atomic_block, "insert_rows runs inside a transaction"
@@ -90,7 +92,7 @@ def insert_rows(model: type[models.Model], objs: list[Any]) -> None:
         obj._state.adding = False
     fields = model._meta.concrete_fields
     values_of = attrgetter(*(f.attname for f in fields))
-    preparers = _preparers(model)
+    preparers = _preparers(model, pre_encrypted)
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))

@@ -7,9 +7,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from liaison.directory import services as directory
 from liaison.interop.models import ColumnMapping
 from liaison.referrals.models import Referral
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, make_npi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -19,6 +20,18 @@ R-2,"Okafor, Chidi",12/31/1975,,MRN-2,Aetna,1999999999,"Unknown, Ursula",11/03/2
 R-3,"Lindqvist, Maja",07/14/1990,614-555-0111,MRN-3,Anthem,,"Stranger, Sam",11/04/2026,Shoulder pain,,,
 R-4,"Nobody, Noname",13/45/1961,,,,,,11/02/2026,,,,
 """
+
+
+@pytest.fixture
+def referring_provider(db):
+    # No taxonomy code: after an earlier browser test the database is flushed, built-in rows included.
+    practice = directory.create_practice(actor="test", name="Maple Family Medicine")
+    office = directory.create_location(
+        practice, actor="test", address_line1="10 Oak Ave", city="Columbus", state="OH", zip_code="43212"
+    )
+    return directory.create_provider(
+        actor="test", first_name="Frank", last_name="Family", npi=make_npi(2), locations=[office]
+    )
 
 
 def sign_in(page, email: str) -> None:

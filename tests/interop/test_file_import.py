@@ -414,3 +414,24 @@ def test_a_large_file_imports_in_chunks_in_one_transaction(mapping, referring_pr
     assert result.last_id - result.first_id == 1999
     assert Referral.objects.filter(referring_provider=referring_provider).count() == 2000
     assert ReferralEvent.objects.count() == 2000
+
+
+def test_worker_processes_build_the_same_referrals_as_the_main_process(mapping, referring_provider):
+    rows = good_rows(referring_provider.npi) * 1 + [
+        f'R-{i},"Patient{i}, Pat",04/02/1961,,MRN-{i},Medicare,{referring_provider.npi},"Family, Frank",11/02/2026,Knee,M17.11,,'
+        for i in range(10, 310)
+    ]
+    bad = 'R-9,"Nobody, Noname",13/45/1961,,,,,,11/02/2026,,,,'
+
+    refused = import_table(csv_file(*rows, bad), "csv", spec(mapping), actor="test", workers=2)
+    assert (refused.created, refused.error_rows, refused.errors[0][0]) == (0, 1, 305)
+    assert not Referral.objects.exists()
+
+    result = import_table(csv_file(*rows), "csv", spec(mapping), actor="test", workers=2)
+
+    assert result.created == 303
+    zelda = Referral.objects.get(external_id="R-1")  # encrypted in a worker, read back here
+    assert (zelda.patient_last_name, zelda.patient_dob) == ("Quackenbush", dt.date(1961, 4, 2))
+    assert zelda.referring_provider == referring_provider and zelda.patient_key
+    assert Referral.objects.get(external_id="R-2").status == Status.SCHEDULED
+    assert import_table(csv_file(*rows), "csv", spec(mapping), actor="test", workers=2).existing == 303
