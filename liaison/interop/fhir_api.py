@@ -179,7 +179,7 @@ def tasks(request: HttpRequest) -> HttpResponse:
     if not token:
         return outcome(400, "required", "Search Tasks by identifier: ?identifier=system|value.")
     system, _, value = token.rpartition("|")
-    found = _visible_referrals(user).filter(external_id=value[:100])
+    found = _visible_referrals(user).filter(external_id=value[:100]).exclude(external_id="")
     if system:
         found = found.filter(source_system=system[:100])
     found = list(found.order_by("pk")[:50])

@@ -61,7 +61,7 @@ def match_referred_to(referred_to: ReferredTo) -> tuple[Location | None, Provide
     """One of our sites and physicians the sender designated, when it is unambiguous."""
     physician = None
     if referred_to.npi:
-        physician = Provider.objects.filter(is_ours=True, npi=referred_to.npi.strip()).first()
+        physician = Provider.objects.filter(is_ours=True, npi=referred_to.npi.strip()).exclude(npi="").first()
     if physician is None and referred_to.last_name:
         same_name = Provider.objects.filter(is_ours=True, last_name__iexact=referred_to.last_name.strip())
         if referred_to.first_name:
@@ -88,7 +88,10 @@ def find_by_external_id(
 ) -> Referral | None:
     if not external_ids:
         return None
-    qs = Referral.objects.filter(source_system=source_system, external_id__in=external_ids)
+    # exclude(external_id=""): the partial unique index's condition, so that the index is used.
+    qs = Referral.objects.filter(source_system=source_system, external_id__in=external_ids).exclude(
+        external_id=""
+    )
     if lock:
         qs = qs.select_for_update()
     return qs.order_by("pk").first()
@@ -376,8 +379,8 @@ def create_upload(*, actor: Any, name: str, content: bytes) -> ReferralImport:
         raise ValidationError({"file": [f"Files up to {tabular.MAX_FILE_BYTES // (1024 * 1024)} MB."]})
     try:
         kind = tabular.detect_kind(name, content)
-        headers, rows = tabular.read_table(content, kind)
-        row_count = sum(1 for _ in rows)
+        headers, _ = tabular.read_table(content, kind)
+        row_count = tabular.count_rows(content, kind)
     except tabular.FileError as exc:
         raise ValidationError({"file": [str(exc)]}) from None
     if not row_count:

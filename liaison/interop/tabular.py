@@ -9,6 +9,7 @@ field, never the value (they end up in job results).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -236,7 +237,7 @@ def read_table(content: bytes, kind: str) -> tuple[list[str], Iterator[tuple[int
         first_line = text.split("\n", 1)[0]
         delimiter = max(",;\t|", key=first_line.count)
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        rows = ([_cell(v) for v in row] for row in reader)
+        rows = iter(reader)  # lists of str already (stripped when read)
     try:
         raw_headers = next(rows)
     except StopIteration:
@@ -292,6 +293,18 @@ def _xlsx_rows(content: bytes) -> Iterator[list[Any]]:
 
 
 def count_rows(content: bytes, kind: str) -> int:
+    """Data rows (blank ones left out). For a workbook, the sheet's own dimension when it has one
+    (reading 100k rows of XLSX takes seconds): an upper bound if it ends with blank rows."""
+    if kind == "xlsx":
+        from openpyxl import load_workbook
+
+        dimension = None
+        with contextlib.suppress(Exception):  # unreadable: read_table below says why
+            book = load_workbook(io.BytesIO(content), read_only=True)
+            dimension = book.worksheets[0].max_row
+            book.close()
+        if dimension and dimension > 2:
+            return dimension - 1
     _, rows = read_table(content, kind)
     return sum(1 for _ in rows)
 
@@ -422,6 +435,8 @@ class BuiltRow:
     key: str = ""
     outcome: str = "new"  # new, existing (already imported), duplicate (earlier row), error
     imported_status: str = ""
+    # Built in a worker process: the referral's column values (encrypted), instead of `referral`.
+    values: list[Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -512,7 +527,8 @@ class RowBuilder:
         npis = {str(r[column]).strip() for _, r in rows if column < len(r)} - {""}
         providers: dict[str, tuple[Provider, Location | None]] = {}
         if npis:
-            for p in Provider.objects.filter(npi__in=npis).prefetch_related("locations"):
+            # exclude(npi=""): the partial unique index's condition, so that it is used.
+            for p in Provider.objects.filter(npi__in=npis).exclude(npi="").prefetch_related("locations"):
                 locations = list(p.locations.all())
                 providers[p.npi] = (p, locations[0] if len(locations) == 1 else None)
         return providers
@@ -520,10 +536,13 @@ class RowBuilder:
     def classify(self, built: list[BuiltRow]) -> list[BuiltRow]:
         """New, already imported (its key is in the database), repeated in the file, or error."""
         keys = [b.key for b in built if b.key and b.ok]
+        # exclude(external_id=""): the condition of the partial unique index, without which
+        # SQLite and PostgreSQL (for long IN lists) do not use it and scan the table.
         existing = set(
-            Referral.objects.filter(source_system=self.spec.source_system, external_id__in=keys).values_list(
-                "external_id", flat=True
-            )
+            Referral.objects.filter(source_system=self.spec.source_system, external_id__in=keys)
+            .exclude(external_id="")
+            .order_by()
+            .values_list("external_id", flat=True)
         )
         for b in built:
             if not b.ok:
@@ -534,7 +553,7 @@ class RowBuilder:
                 if "row_id" in self.index:
                     b.errors.append(f"Referral id: the same as row {self.seen_keys[b.key]}.")
                     b.outcome = "error"
-                    b.referral = None
+                    b.referral = b.values = None
                 else:
                     b.outcome = "duplicate"
             else:

@@ -31,10 +31,16 @@ def start(settings_module: str, values: dict[str, Any], builder_state: bytes) ->
 
 
 def build(rows: list[tuple[int, list[Any]]], providers: dict[str, Any]) -> list[Any]:
+    """The rows built; each good one comes back as its column values, encrypted (plain lists
+    travel between processes far faster than model instances)."""
     from liaison.interop.parallel import encrypt_in_place
+    from liaison.interop.rows import Inserter
+    from liaison.referrals.models import Referral
 
+    inserter = Inserter(Referral, pre_encrypted=True)
     built = [_builder.build(number, row, providers) for number, row in rows]
     for b in built:
         if b.referral is not None:
             encrypt_in_place(b.referral)
+            b.values, b.referral = inserter.values(b.referral), None
     return built

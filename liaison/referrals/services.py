@@ -132,7 +132,8 @@ class ReferrerInfo:
 def resolve_referrer(info: ReferrerInfo) -> tuple[Provider | None, Location | None]:
     """The directory provider (and office) the description designates without doubt, else None."""
     if info.npi:
-        provider = Provider.objects.filter(npi=info.npi.strip()).first()
+        # exclude(npi=""): the partial unique index's condition, without which SQLite scans the table.
+        provider = Provider.objects.filter(npi=info.npi.strip()).exclude(npi="").first()
         if provider is not None:
             return provider, _single_location(provider)
     return None, None
