@@ -595,6 +595,8 @@ def build_ack(header: Header, outcome: str, text: str = "", code: str = "") -> s
     v = _version_tuple(version)
     ours = (getattr(settings, "LIAISON_ORGANISATION_NAME", "") or "LIAISON")[:20]
     message_type = ["ACK", enc.escape_text(header.trigger)] + (["ACK"] if v >= (2, 3, 1) else [])
+    if not header.trigger:
+        message_type = ["ACK"]  # the message could not be read far enough to know its event
     msh = sep.join(
         [
             "MSH",

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from liaison.interop import hl7
 
@@ -186,4 +186,9 @@ class MllpServer:
         if self._thread is not None:
             asyncio.run_coroutine_threadsafe(shutdown(), loop)
             self._thread.join(10)
+        self.close()
+
+    def close(self) -> None:
+        """Close the worker thread's database connection (it would outlive the listener), then the thread."""
+        self._executor.submit(connections.close_all).result(timeout=10)
         self._executor.shutdown(wait=True)

@@ -75,18 +75,22 @@ def build_in_workers(
         logger.warning("import: no worker processes (%s), building rows here", type(exc).__name__)
         yield from _here(builder, chunks)
         return
-    pending: deque[Future[list[BuiltRow]]] = deque()
+    pending: deque[tuple[Future[list[BuiltRow]], list[BuiltRow]]] = deque()
     try:
         for chunk in chunks:
-            pending.append(pool.submit(workers_module.build, chunk, builder.providers_for(chunk)))
+            to_build, known = builder.split_known(chunk)
+            future = pool.submit(workers_module.build, to_build, builder.providers_for(to_build))
+            pending.append((future, known))
             if len(pending) >= 2 * workers:
-                yield builder.classify(pending.popleft().result())
+                future, known = pending.popleft()
+                yield builder.classify(future.result(), known)
         while pending:
-            yield builder.classify(pending.popleft().result())
+            future, known = pending.popleft()
+            yield builder.classify(future.result(), known)
     except BrokenProcessPool:
         raise RuntimeError("a worker process of the import died (out of memory?)") from None
     finally:
-        for future in pending:
+        for future, _ in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 

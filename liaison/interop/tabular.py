@@ -515,9 +515,38 @@ class RowBuilder:
 
     def build_chunk(self, rows: Iterable[tuple[int, list[Any]]]) -> list[BuiltRow]:
         """Build a chunk of rows; referrers, rows already imported and repeats are found in bulk."""
-        rows = list(rows)
-        providers = self.providers_for(rows)
-        return self.classify([self.build(number, row, providers) for number, row in rows])
+        to_build, known = self.split_known(list(rows))
+        providers = self.providers_for(to_build)
+        return self.classify([self.build(number, row, providers) for number, row in to_build], known)
+
+    def split_known(
+        self, rows: list[tuple[int, list[Any]]]
+    ) -> tuple[list[tuple[int, list[Any]]], list[BuiltRow]]:
+        """With a referral id column, the rows already imported need no building (a second
+        import of a file is then mostly reading it): (rows to build, rows already imported)."""
+        column = self.index.get("row_id")
+        if column is None:
+            return rows, []
+        ids = {number: _text_of(row[column]).strip()[:100] for number, row in rows if column < len(row)}
+        existing = self._existing([i for i in ids.values() if i])
+        if not existing:
+            return rows, []
+        known = [
+            BuiltRow(number, key=ids[number], outcome="existing")
+            for number, _ in rows
+            if ids.get(number) in existing
+        ]
+        return [(n, r) for n, r in rows if ids.get(n) not in existing], known
+
+    def _existing(self, keys: list[str]) -> set[str]:
+        # exclude(external_id=""): the condition of the partial unique index, without which
+        # SQLite and PostgreSQL (for long IN lists) do not use it and scan the table.
+        return set(
+            Referral.objects.filter(source_system=self.spec.source_system, external_id__in=keys)
+            .exclude(external_id="")
+            .order_by()
+            .values_list("external_id", flat=True)
+        )
 
     def providers_for(self, rows: list[tuple[int, list[Any]]]) -> dict[str, tuple[Provider, Location | None]]:
         """The directory's providers for the referring NPIs of these rows (and their office when single)."""
@@ -533,18 +562,15 @@ class RowBuilder:
                 providers[p.npi] = (p, locations[0] if len(locations) == 1 else None)
         return providers
 
-    def classify(self, built: list[BuiltRow]) -> list[BuiltRow]:
-        """New, already imported (its key is in the database), repeated in the file, or error."""
-        keys = [b.key for b in built if b.key and b.ok]
-        # exclude(external_id=""): the condition of the partial unique index, without which
-        # SQLite and PostgreSQL (for long IN lists) do not use it and scan the table.
-        existing = set(
-            Referral.objects.filter(source_system=self.spec.source_system, external_id__in=keys)
-            .exclude(external_id="")
-            .order_by()
-            .values_list("external_id", flat=True)
-        )
+    def classify(self, built: list[BuiltRow], known: list[BuiltRow] = ()) -> list[BuiltRow]:
+        """New, already imported (its key is in the database), repeated in the file, or error;
+        `known`: rows already found imported (split_known), merged back in file order."""
+        existing = self._existing([b.key for b in built if b.key and b.ok])
+        if known:
+            built = sorted([*built, *known], key=lambda b: b.number)
         for b in built:
+            if b.outcome == "existing":
+                continue
             if not b.ok:
                 b.outcome = "error"
             elif b.key in existing:

@@ -41,6 +41,7 @@ class Command(BaseCommand):
             await stop.wait()
             assert server._server is not None
             server._server.close()
+            server.close()
             self.stdout.write(f"stopped after {server.messages} message(s)")
 
         asyncio.run(main())
