@@ -34,11 +34,15 @@ _SETTINGS = ("PHI_KEYS", "PHI_INDEX_KEY", "TIME_ZONE", "USE_TZ")
 
 
 def worker_count(total: int | None) -> int:
-    """Worker processes worth starting for this many rows (0: build in this process)."""
+    """Worker processes worth starting for this many rows (0: build in this process). Only
+    when the CPUs are mostly idle (1-minute load average): on a busy machine more processes
+    only add contention (measured: slower than one process)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if not total or total < PARALLEL_MIN_ROWS or cpus < 2:
         return 0
-    return min(cpus, MAX_WORKERS)
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    idle = cpus - busy
+    return min(cpus, MAX_WORKERS, max(2, round(idle))) if idle >= 1.5 else 0
 
 
 def encrypt_in_place(referral: Any) -> None:
