@@ -3,9 +3,10 @@
 `receive_referral` per row costs several queries, an audit row and a notification each: about
 a millisecond and a half a row, too slow for 100k rows. This path applies the same per-row
 checks (`RowBuilder` calls `referrals.services.validate_new_referral`), resolves referrers and
-rows already imported per chunk of rows, inserts referrals and their history rows with
-bulk_create, and writes one audit row for the whole import. All or nothing: any bad row (unless
-the user chose to skip them) rolls everything back.
+rows already imported per chunk of 900 rows, inserts referrals and their history rows with
+plain INSERTs / COPY (`interop/rows.py`), and writes one audit row for the whole import. All or
+nothing: any bad row (unless the user chose to skip them) rolls everything back. Large files
+are built by worker processes when the CPUs are idle (`interop/parallel.py`).
 
 File imports record past and present referrals: they do not notify referring offices.
 """

@@ -91,3 +91,25 @@ def test_a_liaison_cannot_open_the_import_page(page, make_user):
     sign_in(page, "lia@example.org")
     page.goto("/referrals/import/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
+
+
+def test_the_import_pages_fit_a_phone_screen(phone, make_user, referring_provider):
+    from liaison.interop import services
+
+    user = make_user("coordinator", email="cora@example.org")
+    upload = services.create_upload(
+        actor=user, name="x.csv", content=EXPORT.format(npi=referring_provider.npi).encode()
+    )
+    sign_in(phone, "cora@example.org")
+    phone.goto(f"/referrals/import/{upload.pk}/mapping/")
+    phone.get_by_label("Save this mapping as").fill("Phone export")
+    phone.get_by_role("button", name="Save the mapping and preview").click()
+    expect(phone.locator("#preview")).to_be_visible()
+    for url in [
+        "/referrals/import/",
+        f"/referrals/import/{upload.pk}/mapping/",
+        f"/referrals/import/{upload.pk}/preview/",
+    ]:
+        phone.goto(url)
+        overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, (url, overflow)
