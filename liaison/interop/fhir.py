@@ -364,8 +364,8 @@ def referral_from_service_request(sr: dict[str, Any], resources: Resources) -> I
                 incoming.referred_to.place = loc["name"]
                 break
 
-    priority = sr.get("priority") or "routine"
-    incoming.urgency = PRIORITY.get(priority, "routine")
+    priority = sr.get("priority") or ""
+    incoming.urgency = PRIORITY.get(priority, "routine") if priority else ""
     reason_texts = [
         c.get("text") for c in sr.get("reasonCode") or [] if isinstance(c, dict) and c.get("text")
     ]

@@ -420,7 +420,7 @@ def referral_from_ref(message: Message) -> IncomingReferral:
     priority = rf1.get(2).upper()
     if priority and priority not in PRIORITY:
         incoming.warnings.append("RF1-2 priority not in table 0280: routine assumed")
-    incoming.urgency = PRIORITY.get(priority, "routine")
+    incoming.urgency = PRIORITY.get(priority, "routine") if priority else ""
     _patient(message, incoming)
     _providers(message, incoming)
     diagnoses = []

@@ -45,7 +45,7 @@ class IncomingReferral:
     payer: str = ""
     reason: str = ""
     icd10_codes: str = ""
-    urgency: str = "routine"
+    urgency: str = ""  # blank: the sender said nothing (routine for a new referral)
     channel: str = "hl7"
     referrer: ReferrerInfo = field(default_factory=ReferrerInfo)
     referred_to: ReferredTo = field(default_factory=ReferredTo)
@@ -56,7 +56,7 @@ class IncomingReferral:
     warnings: list[str] = field(default_factory=list)
 
     def referral_fields(self) -> dict[str, Any]:
-        """The Referral fields this description sets (blank ones included)."""
+        """The Referral fields of a new referral from this description (blank ones included)."""
         return {
             "patient_first_name": self.patient_first_name,
             "patient_last_name": self.patient_last_name,
@@ -68,8 +68,16 @@ class IncomingReferral:
             "payer": self.payer[:100],
             "reason": self.reason,
             "icd10_codes": self.icd10_codes,
-            "urgency": self.urgency,
+            "urgency": self.urgency or "routine",
         }
+
+    def corrections(self) -> dict[str, Any]:
+        """What an update from the same sender changes: only what it says (a blank field, or a
+        priority it does not give, leaves what we have, e.g. a coordinator's urgency)."""
+        fields = self.referral_fields()
+        if not self.urgency:
+            del fields["urgency"]
+        return {k: v for k, v in fields.items() if v not in ("", None)}
 
     def missing(self) -> list[str]:
         """The patient fields a referral cannot do without."""

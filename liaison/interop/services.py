@@ -129,8 +129,7 @@ def receive_incoming(incoming: IncomingReferral, *, actor: Any) -> tuple[Referra
             existing = find_by_external_id(incoming.source_system, incoming.external_ids, lock=True)
             if existing is None:
                 raise
-    # Only what the sender says: a blank field in the update does not erase what we have.
-    changes = {k: v for k, v in incoming.referral_fields().items() if v not in ("", None)}
+    changes = incoming.corrections()
     if site is not None:
         changes["site"] = site
     if physician is not None:

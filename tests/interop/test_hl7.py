@@ -326,3 +326,14 @@ def test_the_admin_lists_messages_with_their_outcome_and_no_patient_data(client_
 
     for role in ("coordinator", "liaison"):
         assert client_for(role).get("/admin/interop/hl7message/").status_code in (302, 403)
+
+
+def test_an_update_without_a_priority_keeps_the_urgency_a_coordinator_set(db):
+    receive(hl7_sample("REF-I12-01"))
+    referral = Referral.objects.get()
+    referrals.update_referral(referral, actor="test", urgency="urgent")
+    no_priority = replace_segment_field(hl7_sample("REF-I12-01"), "RF1", 2, "")
+    no_priority = replace_segment_field(no_priority, "MSH", 10, "MSG-NO-PRIORITY")
+
+    assert receive(no_priority).log.result == "unchanged"
+    assert Referral.objects.get().urgency == "urgent"
