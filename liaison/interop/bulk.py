@@ -90,6 +90,14 @@ def _sqlite_cache(kib: int = 128 * 1024) -> Iterator[None]:
             cursor.execute(f"PRAGMA cache_size = {int(before)}")
 
 
+def _analyze() -> None:
+    """Fresh planner statistics on PostgreSQL once the referral table has grown a lot: with the
+    old ones it looks rows up through the wrong index (a re-import of 100k rows: 13 s, 2 s after)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(Referral._meta.db_table)}")
+
+
 def batched(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
     while chunk := list(islice(rows, size)):
         yield chunk
@@ -127,6 +135,7 @@ def import_table(
             built_chunks = parallel.build_in_workers(builder, chunks, workers)
         else:
             built_chunks = (builder.build_chunk(chunk) for chunk in chunks)
+        analyzed_at = 0
         for built in built_chunks:
             result.add(built)
             if not dry_run and (skip_bad_rows or not result.error_rows):
@@ -137,11 +146,16 @@ def import_table(
                     result=result,
                     encrypted=workers > 0,
                 )
+                if result.created >= max(10_000, 4 * analyzed_at):
+                    _analyze()
+                    analyzed_at = result.created
             progress.advance(len(built))
         if dry_run or (result.error_rows and not skip_bad_rows):
             transaction.set_rollback(True)
             result.created, result.first_id, result.last_id = 0, None, None
         elif result.created:
+            if result.created >= 1_000:
+                _analyze()
             record(
                 actor,
                 "import",
