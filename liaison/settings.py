@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "liaison.outreach",
     "liaison.feedback",
     "liaison.marketdata",
+    "liaison.interop",
 ]
 
 MIDDLEWARE = [

@@ -8,11 +8,13 @@ urlpatterns = [
     path("accounts/", include("liaison.accounts.urls")),
     path("audit/", include("liaison.audit.urls")),
     path("directory/", include("liaison.directory.urls")),
+    path("referrals/import/", include("liaison.interop.urls")),
     path("referrals/", include("liaison.referrals.urls")),
     path("portal/", include("liaison.referrals.portal_urls")),
     path("outreach/", include("liaison.outreach.urls")),
     path("feedback/", include("liaison.feedback.urls")),
     path("marketdata/", include("liaison.marketdata.urls")),
     path("api/v1/", api.urls),
+    path("fhir/", include("liaison.interop.fhir_urls")),
     path("admin/", admin.site.urls),
 ]

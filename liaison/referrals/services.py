@@ -124,6 +124,7 @@ class ReferrerInfo:
     phone: str = ""
     fax: str = ""
     practice: str = ""
+    address: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {k: v for k, v in self.__dict__.items() if v}
@@ -132,7 +133,8 @@ class ReferrerInfo:
 def resolve_referrer(info: ReferrerInfo) -> tuple[Provider | None, Location | None]:
     """The directory provider (and office) the description designates without doubt, else None."""
     if info.npi:
-        provider = Provider.objects.filter(npi=info.npi.strip()).first()
+        # exclude(npi=""): the partial unique index's condition, without which SQLite scans the table.
+        provider = Provider.objects.filter(npi=info.npi.strip()).exclude(npi="").first()
         if provider is not None:
             return provider, _single_location(provider)
     return None, None
@@ -192,6 +194,18 @@ def find_duplicates(
     return list(qs.order_by("-received_at"))
 
 
+def validate_new_referral(referral: Referral, *, exclude: Iterable[str] = (), unique: bool = True) -> None:
+    """Normalise and check a new, unsaved referral (intake, and the bulk file import, which
+    checks related rows and identifiers for many rows at once: it excludes them and unique=False)."""
+    _clean_patient(referral)
+    _index(referral)
+    referral.full_clean(
+        exclude=["patient_key", "patient_name_key", *exclude],
+        validate_unique=unique,
+        validate_constraints=unique,
+    )
+
+
 @transaction.atomic
 def receive_referral(
     *,
@@ -222,9 +236,7 @@ def receive_referral(
         received_at=received_at or timezone.now(),
         **fields,
     )
-    _clean_patient(referral)
-    _index(referral)
-    referral.full_clean(exclude=["patient_key", "patient_name_key"])
+    validate_new_referral(referral)
     referral.save()
     event = _event(
         referral,

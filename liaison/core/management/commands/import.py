@@ -16,6 +16,8 @@ IMPORTERS = {
     "nppes": "liaison.marketdata.management.importers.nppes",
     "shared-patients": "liaison.marketdata.management.importers.shared_patients",
     "utilization": "liaison.marketdata.management.importers.utilization",
+    "hl7": "liaison.interop.management.importers.hl7",
+    "referrals": "liaison.interop.management.importers.referrals",
 }
 
 

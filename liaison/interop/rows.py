@@ -1,0 +1,157 @@
+"""Plain INSERTs for the bulk import, and fast construction of unsaved instances.
+
+bulk_create spends most of its time in the ORM's per-value machinery and, on SQLite, splits
+the rows into INSERTs of 24 (999 parameters / 41 columns). Here each column's value is prepared
+by the field's own method where it needs more than the value itself (encrypted fields encrypt,
+JSON is serialised, times are adapted as the ORM does), the ids are reserved first, and the
+rows go in one executemany() on SQLite, one COPY on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from operator import attrgetter
+from typing import Any
+
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from liaison.core.phi import EncryptedTextField
+
+_SIMPLE = {
+    "AutoField",
+    "BigAutoField",
+    "BigIntegerField",
+    "BooleanField",
+    "CharField",
+    "ForeignKey",
+    "IntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "SmallIntegerField",
+    "TextField",
+}
+
+
+def _preparers(model: type[models.Model], pre_encrypted: bool) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(column index, how to prepare its value) for the columns that need more than the value."""
+    out: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, f in enumerate(model._meta.concrete_fields):
+        if isinstance(f, EncryptedTextField):
+            if not pre_encrypted:
+                out.append((i, f.get_prep_value))
+        elif f.get_internal_type() == "DateTimeField":
+            out.append((i, partial(_adapt_datetime, connection.ops.adapt_datetimefield_value)))
+        elif f.get_internal_type() not in _SIMPLE:
+            out.append((i, partial(f.get_db_prep_save, connection=connection)))
+    return out
+
+
+def _adapt_datetime(adapt: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else adapt(value)
+
+
+def reserve_ids(model: type[models.Model], n: int) -> list[int]:
+    """n primary keys nobody else will use."""
+    table, pk = model._meta.db_table, model._meta.pk.column
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, n]
+            )
+            return [row[0] for row in cursor.fetchall()]
+        # SQLite: our transaction holds the write lock (BEGIN IMMEDIATE), so nobody inserts
+        # meanwhile; AUTOINCREMENT's counter may be past MAX(id) (deleted rows): never reuse.
+        qn = connection.ops.quote_name
+        cursor.execute(f"SELECT COALESCE(MAX({qn(pk)}), 0) FROM {qn(table)}")  # noqa: S608 (names)
+        start = cursor.fetchone()[0]
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        row = cursor.fetchone()
+        start = max(start, row[0] if row else 0)
+        return list(range(start + 1, start + n + 1))
+
+
+class Inserter:
+    """The plain INSERT (COPY on PostgreSQL) of one model: rows are lists of values in the
+    order of its concrete fields (`values(obj)` makes one from an instance)."""
+
+    def __init__(self, model: type[models.Model], *, pre_encrypted: bool = False) -> None:
+        self.model = model
+        fields = model._meta.concrete_fields
+        self.index = {f.attname: i for i, f in enumerate(fields)}
+        self.values_of = attrgetter(*(f.attname for f in fields))
+        self.preparers = _preparers(model, pre_encrypted)
+        self.pk_index = self.index[model._meta.pk.attname]
+        self.auto_times = [
+            i
+            for i, f in enumerate(fields)
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+        ]
+        qn = connection.ops.quote_name
+        self.table, self.columns = qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields)
+        self.placeholders = ", ".join(["%s"] * len(fields))
+
+    def values(self, obj: Any) -> list[Any]:
+        return list(self.values_of(obj))
+
+    def insert(self, rows: list[list[Any]]) -> list[int]:
+        """Give the rows ids (returned) and created/updated times, prepare and insert them."""
+        if not rows:
+            return []
+        assert transaction.get_connection().in_atomic_block, "inserts run inside a transaction"
+        now = connection.ops.adapt_datetimefield_value(timezone.now())  # prepared once for all rows
+        ids = reserve_ids(self.model, len(rows))
+        auto, preparers = self.auto_times, [(i, p) for i, p in self.preparers if i not in self.auto_times]
+        for row, pk in zip(rows, ids, strict=True):
+            row[self.pk_index] = pk
+            for i in auto:
+                row[i] = now
+            for i, prepare in preparers:
+                row[i] = prepare(row[i])
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # COPY: one statement for all the rows (INSERTs sent with client-side binding are
+                # each parsed and planned by the server: several times slower).
+                with cursor.cursor.copy(f"COPY {self.table} ({self.columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                sql = f"INSERT INTO {self.table} ({self.columns}) VALUES ({self.placeholders})"  # noqa: S608
+                cursor.executemany(sql, rows)
+        return ids
+
+
+def insert_rows(model: type[models.Model], objs: list[Any], *, pre_encrypted: bool = False) -> None:
+    """INSERT unsaved instances, which get their ids. `pre_encrypted`: their encrypted fields
+    already hold the ciphertext (parallel.encrypt_in_place)."""
+    inserter = Inserter(model, pre_encrypted=pre_encrypted)
+    pk_name = model._meta.pk.attname
+    for obj, pk in zip(objs, inserter.insert([inserter.values(o) for o in objs]), strict=True):
+        setattr(obj, pk_name, pk)
+        obj._state.adding = False
+
+
+class Blueprint:
+    """Unsaved instances of a model built positionally, with its defaults: a few microseconds
+    each instead of the ~20 µs of keyword construction (it adds up over 100k rows)."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+        self.fields = [
+            (f.attname, f.default if f.has_default() else (None if f.null else f.get_default()))
+            for f in model._meta.concrete_fields
+        ]
+
+    def new(self, values: dict[str, Any], **related: Any) -> Any:
+        args = []
+        for name, default in self.fields:
+            if name in values:
+                args.append(values[name])
+            else:
+                args.append(default() if callable(default) else default)
+        obj = self.model(*args)
+        for name, related_obj in related.items():
+            if related_obj is not None:
+                setattr(obj, name, related_obj)  # caches it: validation then makes no query
+        return obj
