@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "liaison.referrals",
     "liaison.outreach",
     "liaison.feedback",
+    "liaison.campaigns",
 ]
 
 MIDDLEWARE = [
@@ -249,3 +250,16 @@ LIAISON_ROAD_FACTOR = env.float("LIAISON_ROAD_FACTOR", default=1.3)
 LIAISON_ROUTE_MPH = env.float("LIAISON_ROUTE_MPH", default=28.0)
 LIAISON_COLLATERAL_MAX_MB = env.int("LIAISON_COLLATERAL_MAX_MB", default=20)
 FILE_UPLOAD_PERMISSIONS = 0o640
+
+# Campaigns (docs/campaigns.md). The sender and postal address go in every email's footer
+# (CAN-SPAM); without LIAISON_POSTAL_ADDRESS the address of our first site is used. The rate is
+# messages per second per campaign (0: no limit); temporary failures (4xx) are retried with
+# backoff (1, 2, 4 ... times the base); the lease is how long a silent sender keeps a campaign
+# before another may take over. Open/click tracking is off unless switched on.
+LIAISON_CAMPAIGN_FROM = env.str("LIAISON_CAMPAIGN_FROM", default="") or DEFAULT_FROM_EMAIL
+LIAISON_POSTAL_ADDRESS = env.str("LIAISON_POSTAL_ADDRESS", default="")
+LIAISON_CAMPAIGN_RATE = env.float("LIAISON_CAMPAIGN_RATE", default=5.0)
+LIAISON_CAMPAIGN_MAX_ATTEMPTS = env.int("LIAISON_CAMPAIGN_MAX_ATTEMPTS", default=5)
+LIAISON_CAMPAIGN_RETRY_SECONDS = env.float("LIAISON_CAMPAIGN_RETRY_SECONDS", default=60.0)
+LIAISON_CAMPAIGN_LEASE_SECONDS = env.float("LIAISON_CAMPAIGN_LEASE_SECONDS", default=60.0)
+LIAISON_CAMPAIGN_TRACKING = env.bool("LIAISON_CAMPAIGN_TRACKING", default=False)

@@ -12,6 +12,8 @@ urlpatterns = [
     path("portal/", include("liaison.referrals.portal_urls")),
     path("outreach/", include("liaison.outreach.urls")),
     path("feedback/", include("liaison.feedback.urls")),
+    path("campaigns/", include("liaison.campaigns.urls")),
+    path("c/", include("liaison.campaigns.public_urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -26,6 +26,9 @@ READ_ONLY_ROLES = frozenset({Role.ANALYST})
 OUTREACH_READER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR, Role.ANALYST})
 OUTREACH_WRITER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR})
 OUTREACH_MANAGER_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
+# Campaigns (segments, emails, letters, quizzes, events) hold directory data only, no patient data:
+# everyone reads them (analysts read the results); liaisons and managers build and send them.
+CAMPAIGN_SENDER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON})
 
 
 class UserManager(BaseUserManager["User"]):
@@ -108,6 +111,16 @@ class User(AbstractBaseUser):
     def can_manage_outreach(self) -> bool:
         """Territories, tiers, account owners, anyone's activities, surveys."""
         return self.is_active and self.role in OUTREACH_MANAGER_ROLES
+
+    @property
+    def can_read_campaigns(self) -> bool:
+        """Campaigns, segments, templates and their results (read-only unless can_send_campaigns)."""
+        return self.is_active
+
+    @property
+    def can_send_campaigns(self) -> bool:
+        """Build segments and templates, send emails, print letters, draw quiz winners, check in."""
+        return self.is_active and self.role in CAMPAIGN_SENDER_ROLES
 
     @property
     def is_read_only(self) -> bool:
