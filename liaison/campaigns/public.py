@@ -57,7 +57,7 @@ def quiz(request: HttpRequest, token: str) -> HttpResponse:
     if not quiz.is_open():
         return render(request, "campaigns/public/quiz_closed.html", ctx, status=410)
     questions = list(quiz.questions.all())
-    form = QuizAnswerForm(request.POST or None, questions=questions)
+    form = QuizAnswerForm(request.POST if request.method == "POST" else None, questions=questions)
     if request.method == "POST" and form.is_valid():
         try:
             answer = services.submit_quiz_answer(recipient, form.choices())
@@ -78,7 +78,7 @@ def rsvp(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("This link is not valid.")
     latest = Rsvp.objects.filter(recipient=recipient).order_by("-at", "-pk").first()
     initial = {"answer": request.GET.get("answer") or (latest.answer if latest else None)}
-    form = RsvpForm(request.POST or None, initial=initial)
+    form = RsvpForm(request.POST if request.method == "POST" else None, initial=initial)
     saved = False
     past = event.starts_at <= timezone.now()
     if request.method == "POST" and form.is_valid() and not past:

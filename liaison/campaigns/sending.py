@@ -52,7 +52,7 @@ from liaison.core.jobs import Progress
 
 logger = logging.getLogger(__name__)
 BATCH = 200
-RENEW_EVERY = 2.0  # seconds between lease renewals
+RENEW_EVERY = 2.0  # at most this many seconds between lease renewals (and a third of the lease)
 IDLE_RECONNECT = 10.0  # an SMTP connection idle this long is reopened (servers drop idle clients)
 SHORT_WAIT = 30.0  # a retry due within this many seconds is waited for; later ones end this run
 
@@ -327,6 +327,7 @@ def deliver(
         pacer = Pacer(settings.LIAISON_CAMPAIGN_RATE if rate is None else rate, sleep)
         timeout = max(5.0, min(30.0, settings.LIAISON_CAMPAIGN_LEASE_SECONDS / 2))
         conn = connection or get_connection(timeout=timeout)
+        renew_every = min(RENEW_EVERY, settings.LIAISON_CAMPAIGN_LEASE_SECONDS / 3)
         last_renewal = last_use = time.monotonic()
         while True:
             batch = _due_batch(campaign_id)
@@ -352,7 +353,7 @@ def deliver(
                     break
                 # A retry due soon: wait for it here, keeping the lease.
                 while wait > 0:
-                    step = min(wait, RENEW_EVERY)
+                    step = min(wait, renew_every)
                     sleep(step)
                     wait -= step
                     if not renew_lease(campaign_id, token):
@@ -361,7 +362,7 @@ def deliver(
                 last_renewal = time.monotonic()
                 continue
             for row in batch:
-                if time.monotonic() - last_renewal > RENEW_EVERY:
+                if time.monotonic() - last_renewal > renew_every:
                     if not renew_lease(campaign_id, token):
                         result.state = "stopped"
                         return result

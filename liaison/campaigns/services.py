@@ -1068,7 +1068,7 @@ def log_letter(recipient: Recipient, *, actor: Any) -> Recipient:
     letter); idempotent: a letter already logged is left alone."""
     with transaction.atomic():
         row = (
-            Recipient.objects.select_for_update()
+            Recipient.objects.select_for_update(of=("self",))
             .select_related("campaign", "provider", "contact__practice", "account", "practice", "location")
             .get(pk=recipient.pk)
         )

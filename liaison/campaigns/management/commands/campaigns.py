@@ -9,6 +9,7 @@ from liaison.campaigns import bounces, services
 
 
 class Command(BaseCommand):
+    requires_system_checks = []  # run from cron and right after a crash: start fast
     help = (
         "Campaign tools. `liaison campaigns bounces FILE...` reads bounce reports (DSN) and spam "
         "complaints (ARF) from .eml files, mbox files, maildirs or stdin (-) and flags the addresses; "
