@@ -188,32 +188,30 @@ def campaign_preview(request: HttpRequest, pk: int) -> HttpResponse:
     ?recipient=<id> for a campaign that was sent."""
     campaign = selectors.get_campaign_for_user(request.user, pk)
     person: dict[str, Any] = {}
-    to = ""
-    recipient_pk = None
     if campaign.is_draft:
         members, _ = _members(campaign)
         key = request.GET.get("member", "")
         member = next((m for m in members if m.key == key), members[0] if members else None)
         if member is None:
             return render(request, "campaigns/_preview.html", {"campaign": campaign, "empty": True})
-        person, to, content = (
+        person, content, key = (
             services.person_values(member, request.user),
-            member.email,
             draft_content(campaign),
+            member.key,
         )
-        key = member.key
+        to = f"{member.name} <{member.email}>" if member.email else member.name
     else:
         rows = Recipient.objects.filter(campaign=campaign).order_by("pk")
         raw = request.GET.get("recipient", "")
         row = (rows.filter(pk=int(raw)).first() if raw.isdigit() else None) or rows.first()
         if row is None:
             raise Http404("No recipient.")
-        person, to, content, key = row.merge, row.email, Content.of(campaign), str(row.pk)
-        recipient_pk = None  # the preview never shows a recipient's real links
+        person, content, key = row.merge, Content.of(campaign), str(row.pk)
+        to = f"{row.name} <{row.email}>" if row.email else row.name
     if campaign.is_letter:
         ctx = {"campaign": campaign, "letter": True, "key": key}
         return render(request, "campaigns/_preview.html", ctx)
-    rendered = render_email(content, person, recipient_pk)
+    rendered = render_email(content, person, None)  # a preview never shows a recipient's real links
     ctx = {
         "campaign": campaign,
         "rendered": rendered,

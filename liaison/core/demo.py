@@ -19,6 +19,7 @@ DEMO_STEPS = [
     "liaison.outreach.demo.generate",
     "liaison.feedback.demo.generate",
     "liaison.referrals.demo.generate",
+    "liaison.campaigns.demo.generate",
 ]
 
 DEMO_ACTOR = "demo-data"
