@@ -117,11 +117,11 @@ def generate(ctx: DemoContext) -> str:
         quiz_campaign, actor=lee, closes_at=now + timedelta(days=1), rule=QuizRule.RANDOM,
         prize="lunch for the office", questions=QUESTIONS,
     )  # fmt: skip
-    services.prepare_send(quiz_campaign, actor=lee, now=opened)
-    rows = _deliver(quiz_campaign, sent_at=opened)
     quiz = Quiz.objects.get(campaign=quiz_campaign)
     closes = now - timedelta(days=10)
-    services.close_quiz(quiz, actor=lee, at=closes)
+    services.close_quiz(quiz, actor=lee, at=closes)  # it ran for two weeks, from 24 days ago
+    services.prepare_send(quiz_campaign, actor=lee, now=opened)
+    rows = _deliver(quiz_campaign, sent_at=opened)
     questions = list(quiz.questions.all())
     answered = rng.sample(rows, round(len(rows) * 0.6))
     for row in answered:
@@ -145,7 +145,7 @@ def generate(ctx: DemoContext) -> str:
         segment=key_people, template=Template.objects.get(name="Seminar invitation"),
         featured_physician=our_physicians[0],
     )  # fmt: skip
-    starts = (now + timedelta(days=12)).replace(hour=18, minute=30, second=0, microsecond=0)
+    starts = timezone.localtime(now + timedelta(days=12)).replace(hour=18, minute=30, second=0, microsecond=0)
     services.save_event(
         seminar, actor=manager, kind="seminar", starts_at=starts, ends_at=starts + timedelta(hours=2),
         site=ctx.data["sites"][0], venue="Conference room, 2nd floor", capacity=40, speakers=our_physicians[:2],

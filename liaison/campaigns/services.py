@@ -422,8 +422,9 @@ def person_values(member: segments.Member, fallback_liaison: User | None = None)
     )
 
 
-def problems(campaign: Campaign) -> list[str]:
+def problems(campaign: Campaign, now: datetime | None = None) -> list[str]:
     """What stops this campaign from being sent now (empty: ready)."""
+    now = now or timezone.now()
     out: list[str] = []
     template = campaign.template
     texts = " ".join([template.subject, template.body_text, template.body_html])
@@ -438,7 +439,7 @@ def problems(campaign: Campaign) -> list[str]:
         quiz = Quiz.objects.filter(campaign=campaign).first()
         if quiz is None or not quiz.questions.exists():
             out.append("Write the quiz's questions.")
-        elif quiz.closes_at <= timezone.now():
+        elif quiz.closes_at <= now:
             out.append("The quiz's closing time has passed: set a new one.")
         if "links.quiz" not in used:
             out.append("A quiz email must contain {{ links.quiz }} (each recipient's link to answer).")
@@ -448,7 +449,7 @@ def problems(campaign: Campaign) -> list[str]:
         event = Event.objects.filter(campaign=campaign).first()
         if event is None:
             out.append("Say when and where the event is.")
-        elif event.starts_at <= timezone.now():
+        elif event.starts_at <= now:
             out.append("The event has already started.")
         if "links.rsvp" not in used:
             out.append("An invitation must contain {{ links.rsvp }} (each recipient's RSVP link).")
@@ -531,7 +532,7 @@ def prepare_send(campaign: Campaign, *, actor: Any, now: datetime | None = None)
         )
         if not campaign.is_draft:
             raise ValidationError("This campaign has already been sent.")
-        found = problems(campaign)
+        found = problems(campaign, now)
         if found:
             raise ValidationError(found)
         members = segments.evaluate(campaign.segment)

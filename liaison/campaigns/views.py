@@ -83,9 +83,11 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 @sender_required
 def campaign_new(request: HttpRequest) -> HttpResponse:
-    form = CampaignForm(
-        request.POST or None, initial={"kind": request.GET.get("kind", CampaignKind.NEWSLETTER)}
-    )
+    initial = {
+        "kind": request.GET.get("kind", CampaignKind.NEWSLETTER),
+        "segment": request.GET.get("segment"),
+    }
+    form = CampaignForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             campaign = services.create_campaign(actor=request.user, **form.cleaned_data)
