@@ -192,6 +192,12 @@ def record_outcome(row: dict, token: str, outcome: Outcome, *, message_id: str =
         else:
             fields.update(next_attempt_at=now + backoff(attempts), claimed_by="", claimed_at=None)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Only the claim must be durable before the message goes: if a database crash lost this
+            # record, the row would still be "sending" (claimed), hence uncertain, never resent.
+            # So this commit need not wait for the disk, which halves the fsyncs per message.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         _update_claimed(row["pk"], token, fields)
         _insert_attempt(row["pk"], now, kind, outcome.code, outcome.detail[:300])
         if outcome.kind == AttemptOutcome.BOUNCED and row["email"]:

@@ -466,7 +466,7 @@ def problems(campaign: Campaign, now: datetime | None = None) -> list[str]:
 
 
 @dataclass
-class Audit:
+class SendCounts:
     members: int = 0
     no_email: int = 0
     no_consent: int = 0
@@ -478,8 +478,8 @@ class Audit:
 
 def _recipient_rows(
     campaign: Campaign, members: list[segments.Member], fallback: User | None
-) -> tuple[list[Recipient], Audit]:
-    audit = Audit(members=len(members))
+) -> tuple[list[Recipient], SendCounts]:
+    audit = SendCounts(members=len(members))
     rows: list[Recipient] = []
     if campaign.is_letter:
         for m in members:
@@ -520,7 +520,7 @@ def _row(campaign: Campaign, m: segments.Member, fallback: User | None, *, email
     )
 
 
-def prepare_send(campaign: Campaign, *, actor: Any, now: datetime | None = None) -> Audit:
+def prepare_send(campaign: Campaign, *, actor: Any, now: datetime | None = None) -> SendCounts:
     """Freeze what is sent, evaluate the segment now and queue one recipient per address.
 
     People without an email address or consent, suppressed addresses (unsubscribed or bounced,

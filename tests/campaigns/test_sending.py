@@ -424,3 +424,56 @@ def test_the_job_page_shows_progress_to_whoever_started_it(
     page = client.get(f"/jobs/{run.pk}/").content.decode()
     assert "Succeeded" in page and "8 sent" in page
     assert JobRun.objects.get(pk=run.pk).result == {"sent": 8}
+
+
+ARF = """From: feedback@isp.example
+To: relations@ortho.example
+Subject: FW: abuse report
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="F"
+
+--F
+Content-Type: text/plain
+
+This is an email abuse report.
+--F
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: ISP-FBL/1.0
+Version: 1
+Original-Rcpt-To: <lana@lake.example>
+
+--F
+Content-Type: text/rfc822-headers
+
+Message-ID: <c9.r9.x@ortho.example>
+To: lana@lake.example
+
+--F--
+"""
+
+
+def test_bounces_are_read_from_mbox_files_and_stdin_and_complaints_are_flagged(world, tmp_path, monkeypatch):
+    import io
+    import sys
+
+    from liaison.campaigns import bounces
+
+    mbox = tmp_path / "bounces.mbox"
+    dsn = DSN.format(rcpt="gone@birch.example", message_id="<nowhere@x>")
+    mbox.write_text(
+        "From MAILER-DAEMON Mon Nov 23 10:00:00 2026\n" + dsn + "\nFrom x Mon Nov 23 10:00:00 2026\n" + ARF
+    )
+    reports = [r for raw in bounces.read_messages([str(mbox)]) for r in bounces.parse(raw)]
+    assert [(r.email, r.complaint) for r in reports] == [
+        ("gone@birch.example", False),
+        ("lana@lake.example", True),
+    ]
+    assert bounces.parse(b"Subject: hello\n\nnot a report") == []
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(ARF.encode())))
+    out = io.StringIO()
+    call_command("campaigns", "bounces", "-", stdout=out)
+    assert "1 address(es) flagged (1 complaint(s))" in out.getvalue()
+    assert Suppression.objects.get(email="lana@lake.example").reason == SuppressionReason.COMPLAINT
