@@ -192,3 +192,17 @@ def test_the_preview_shows_one_recipient_with_their_merge_fields(world, newslett
     ).content.decode()
     assert "News for Maple Family Medicine" in preview and "Dear Rita at Maple Family Medicine" in preview
     assert "#preview-link" in preview  # never a real recipient's link
+
+
+def test_a_referring_provider_can_have_an_email_address_and_consent(world, client_for):
+    from liaison.directory import services as directory_services
+
+    assert world.family.email == "frank@maple.example" and world.family.email_consent_at is not None
+    directory_services.update_provider(world.family, actor="test", email_consent=False)
+    world.family.refresh_from_db()
+    assert world.family.email_consent_at is None
+    client = client_for("liaison")
+    data = client.get(f"/api/v1/providers/{world.family.pk}").json()
+    assert data["email"] == "frank@maple.example" and data["email_consent"] is False
+    patched = client.patch(f"/api/v1/providers/{world.family.pk}", {"email_consent": True}, content_type="application/json")
+    assert patched.status_code == 200 and patched.json()["email_consent_at"]
