@@ -360,8 +360,7 @@ def deliver(
         already = processed_count(campaign_id)
         progress.start(total, f"sending {campaign.name}")
         if already:
-            progress.done = already
-            progress.advance(0)
+            progress.advance(already)  # a resumed send carries on from what was done
         result.processed = already
         pacer = Pacer(settings.LIAISON_CAMPAIGN_RATE if rate is None else rate, sleep)
         timeout = max(5.0, min(30.0, settings.LIAISON_CAMPAIGN_LEASE_SECONDS / 2))

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from liaison.core.jobs import JobProgress, job, periodic, running_job
+from liaison.core.jobs import JobProgress, Progress, job, periodic, running_job
 from liaison.core.models import JobRun
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,15 @@ def _summary(campaign_id: int) -> dict[str, int]:
     from liaison.campaigns.sending import counts
 
     return {k: v for k, v in counts(campaign_id).items() if v}
+
+
+class CampaignProgress(JobProgress):
+    """A resumed send carries on the same job page: starting again does not put the count back
+    to 0 (the sender then advances it by what earlier runs did)."""
+
+    def start(self, total: int | None = None, message: str = "") -> None:
+        Progress.start(self, total, message)
+        JobRun.objects.filter(pk=self.run.pk).update(progress_total=total, message=message[:500])
 
 
 @job
@@ -33,7 +42,7 @@ def send_campaign(job_run_id: int, campaign_id: int) -> dict[str, Any]:
     JobRun.objects.filter(pk=run.pk).update(
         status=JobRun.Status.RUNNING, started_at=run.started_at or timezone.now(), finished_at=None
     )
-    progress = JobProgress(run)
+    progress = CampaignProgress(run)
     try:
         result = deliver(campaign_id, progress=progress)
     except Exception as exc:

@@ -204,5 +204,7 @@ def test_a_referring_provider_can_have_an_email_address_and_consent(world, clien
     client = client_for("liaison")
     data = client.get(f"/api/v1/providers/{world.family.pk}").json()
     assert data["email"] == "frank@maple.example" and data["email_consent"] is False
-    patched = client.patch(f"/api/v1/providers/{world.family.pk}", {"email_consent": True}, content_type="application/json")
+    patched = client.patch(
+        f"/api/v1/providers/{world.family.pk}", {"email_consent": True}, content_type="application/json"
+    )
     assert patched.status_code == 200 and patched.json()["email_consent_at"]

@@ -477,3 +477,26 @@ def test_bounces_are_read_from_mbox_files_and_stdin_and_complaints_are_flagged(w
     call_command("campaigns", "bounces", "-", stdout=out)
     assert "1 address(es) flagged (1 complaint(s))" in out.getvalue()
     assert Suppression.objects.get(email="lana@lake.example").reason == SuppressionReason.COMPLAINT
+
+
+def test_a_resumed_send_carries_on_the_same_job_page_without_going_back_to_zero(
+    world, newsletter, smtp, django_capture_on_commit_callbacks
+):
+    from liaison.campaigns.tasks import CampaignProgress
+
+    services.prepare_send(newsletter, actor=world.lee)
+    run = JobRun.objects.create(kind="campaign", label="x", progress_done=0)
+    Campaign.objects.filter(pk=newsletter.pk).update(job_run=run)
+    rows = list(Recipient.objects.filter(campaign=newsletter).order_by("pk"))
+    for r in rows[:3]:  # an earlier run sent three, then its worker died
+        Recipient.objects.filter(pk=r.pk).update(status=RecipientStatus.SENT)
+    JobRun.objects.filter(pk=run.pk).update(progress_done=3, progress_total=8)
+    progress = CampaignProgress(run)
+    progress.start(8, "sending")
+    assert JobRun.objects.get(pk=run.pk).progress_done == 3  # the page does not flash back to 0
+    Campaign.objects.filter(pk=newsletter.pk).update(lease_until=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.resume_sends() == [newsletter.pk]
+    run.refresh_from_db()
+    assert (run.status, run.progress_done, run.progress_total) == ("succeeded", 8, 8)
+    assert len(smtp.messages) == 5
