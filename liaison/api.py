@@ -156,6 +156,7 @@ def require(allowed: bool, detail: str = "Your role does not allow this.") -> No
 
 
 def _register_routers() -> None:
+    from liaison.campaigns.api import router as campaigns_router
     from liaison.directory.api import router as directory_router
     from liaison.feedback.api import router as feedback_router
     from liaison.marketdata.api import router as marketdata_router
@@ -167,6 +168,7 @@ def _register_routers() -> None:
     api.add_router("/", outreach_router)
     api.add_router("/", feedback_router)
     api.add_router("/market/", marketdata_router)
+    api.add_router("/", campaigns_router)
 
 
 _register_routers()

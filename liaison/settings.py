@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "liaison.feedback",
     "liaison.marketdata",
     "liaison.interop",
+    "liaison.campaigns",
 ]
 
 MIDDLEWARE = [
@@ -267,3 +268,16 @@ MARKETDATA_TMP_DIR = Path(env.str("MARKETDATA_TMP_DIR", default=str(VAR_DIR / "t
 # default, so that a closed network shows the markers on a blank map instead of failing requests.
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="")
+
+# Campaigns (docs/campaigns.md). The sender and postal address go in every email's footer
+# (CAN-SPAM); without LIAISON_POSTAL_ADDRESS the address of our first site is used. The rate is
+# messages per second per campaign (0: no limit); temporary failures (4xx) are retried with
+# backoff (1, 2, 4 ... times the base); the lease is how long a silent sender keeps a campaign
+# before another may take over. Open/click tracking is off unless switched on.
+LIAISON_CAMPAIGN_FROM = env.str("LIAISON_CAMPAIGN_FROM", default="") or DEFAULT_FROM_EMAIL
+LIAISON_POSTAL_ADDRESS = env.str("LIAISON_POSTAL_ADDRESS", default="")
+LIAISON_CAMPAIGN_RATE = env.float("LIAISON_CAMPAIGN_RATE", default=5.0)
+LIAISON_CAMPAIGN_MAX_ATTEMPTS = env.int("LIAISON_CAMPAIGN_MAX_ATTEMPTS", default=5)
+LIAISON_CAMPAIGN_RETRY_SECONDS = env.float("LIAISON_CAMPAIGN_RETRY_SECONDS", default=60.0)
+LIAISON_CAMPAIGN_LEASE_SECONDS = env.float("LIAISON_CAMPAIGN_LEASE_SECONDS", default=60.0)
+LIAISON_CAMPAIGN_TRACKING = env.bool("LIAISON_CAMPAIGN_TRACKING", default=False)

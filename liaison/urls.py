@@ -14,6 +14,8 @@ urlpatterns = [
     path("outreach/", include("liaison.outreach.urls")),
     path("feedback/", include("liaison.feedback.urls")),
     path("marketdata/", include("liaison.marketdata.urls")),
+    path("campaigns/", include("liaison.campaigns.urls")),
+    path("c/", include("liaison.campaigns.public_urls")),
     path("api/v1/", api.urls),
     path("fhir/", include("liaison.interop.fhir_urls")),
     path("admin/", admin.site.urls),

@@ -30,6 +30,9 @@ OUTREACH_MANAGER_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
 # read it but do not act on it.
 MARKET_DATA_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.ANALYST})
 PROSPECT_FLAGGER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON})
+# Campaigns (segments, emails, letters, quizzes, events) hold directory data only, no patient data:
+# everyone reads them (analysts read the results); liaisons and managers build and send them.
+CAMPAIGN_SENDER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON})
 
 
 class UserManager(BaseUserManager["User"]):
@@ -123,6 +126,16 @@ class User(AbstractBaseUser):
     @property
     def can_flag_prospects(self) -> bool:
         return self.is_active and self.role in PROSPECT_FLAGGER_ROLES
+
+    @property
+    def can_read_campaigns(self) -> bool:
+        """Campaigns, segments, templates and their results (read-only unless can_send_campaigns)."""
+        return self.is_active
+
+    @property
+    def can_send_campaigns(self) -> bool:
+        """Build segments and templates, send emails, print letters, draw quiz winners, check in."""
+        return self.is_active and self.role in CAMPAIGN_SENDER_ROLES
 
     @property
     def is_read_only(self) -> bool:

@@ -20,6 +20,7 @@ DEMO_STEPS = [
     "liaison.feedback.demo.generate",
     "liaison.referrals.demo.generate",
     "liaison.marketdata.demo.generate",
+    "liaison.campaigns.demo.generate",
 ]
 
 DEMO_ACTOR = "demo-data"

@@ -85,6 +85,9 @@ class ProviderOut(Schema):
     location_ids: list[int]
     clinical_interests: str
     notes: str
+    email: str
+    email_consent: bool
+    email_consent_at: datetime | None
     status: str
     distance_miles: float | None = Field(None, description="to the nearest of our sites, with radius_miles")
 
@@ -157,6 +160,8 @@ class ProviderIn(Schema):
     location_ids: list[Id] = []
     clinical_interests: str = ""
     notes: str = ""
+    email: str = ""
+    email_consent: bool = False
 
 
 class ContactIn(Schema):

@@ -129,6 +129,8 @@ class ProviderForm(forms.ModelForm):
             "credential",
             "gender",
             "is_ours",
+            "email",
+            "email_consent",
             "clinical_interests",
             "notes",
             "status",

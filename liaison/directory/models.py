@@ -293,6 +293,10 @@ class Provider(ConstraintErrorsOnFields, TimeStampedModel):
     locations = models.ManyToManyField(Location, blank=True, related_name="providers")
     clinical_interests = models.TextField(blank=True)
     notes = models.TextField(blank=True)
+    # Like office staff, a referring physician can receive our emails (campaigns) with consent.
+    email = models.EmailField(blank=True)
+    email_consent = models.BooleanField(default=False, help_text="agreed to receive our emails")
+    email_consent_at = models.DateTimeField(null=True, blank=True, editable=False)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     deactivated_on = models.DateField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)

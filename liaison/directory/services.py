@@ -92,6 +92,7 @@ def create_provider(
     """`primary_taxonomy_code` may be given instead of `primary_taxonomy`."""
     provider = Provider()
     m2m = _provider_relations(provider, data, locations, secondary_taxonomy_codes)
+    _consent_stamp(provider, data)
     return save_with_audit(provider, data, actor=actor, m2m=m2m)
 
 
@@ -104,11 +105,12 @@ def update_provider(
     **data: Any,
 ) -> Provider:
     m2m = _provider_relations(provider, data, locations, secondary_taxonomy_codes)
+    _consent_stamp(provider, data)
     return save_with_audit(provider, data, actor=actor, m2m=m2m)
 
 
-def _consent_stamp(contact: Contact, data: dict[str, Any]) -> None:
-    if "email_consent" in data and bool(data["email_consent"]) != contact.email_consent:
+def _consent_stamp(person: Contact | Provider, data: dict[str, Any]) -> None:
+    if "email_consent" in data and bool(data["email_consent"]) != person.email_consent:
         data["email_consent_at"] = timezone.now() if data["email_consent"] else None
 
 
