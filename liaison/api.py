@@ -156,6 +156,7 @@ def require(allowed: bool, detail: str = "Your role does not allow this.") -> No
 
 
 def _register_routers() -> None:
+    from liaison.analytics.api import router as analytics_router
     from liaison.campaigns.api import router as campaigns_router
     from liaison.directory.api import router as directory_router
     from liaison.feedback.api import router as feedback_router
@@ -169,6 +170,7 @@ def _register_routers() -> None:
     api.add_router("/", feedback_router)
     api.add_router("/market/", marketdata_router)
     api.add_router("/", campaigns_router)
+    api.add_router("/", analytics_router)
 
 
 _register_routers()

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "liaison.marketdata",
     "liaison.interop",
     "liaison.campaigns",
+    "liaison.analytics",
 ]
 
 MIDDLEWARE = [

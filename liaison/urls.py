@@ -15,6 +15,7 @@ urlpatterns = [
     path("feedback/", include("liaison.feedback.urls")),
     path("marketdata/", include("liaison.marketdata.urls")),
     path("campaigns/", include("liaison.campaigns.urls")),
+    path("analytics/", include("liaison.analytics.urls")),
     path("c/", include("liaison.campaigns.public_urls")),
     path("api/v1/", api.urls),
     path("fhir/", include("liaison.interop.fhir_urls")),

@@ -33,6 +33,10 @@ PROSPECT_FLAGGER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON})
 # Campaigns (segments, emails, letters, quizzes, events) hold directory data only, no patient data:
 # everyone reads them (analysts read the results); liaisons and managers build and send them.
 CAMPAIGN_SENDER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON})
+# Analytics shows counts, referrers and our side, never a patient field: the roles who act on the
+# referral network read it (coordinators for leakage and turnaround); everyone sees their own KPIs.
+ANALYTICS_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR, Role.ANALYST})
+ANALYTICS_REFRESH_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
 
 
 class UserManager(BaseUserManager["User"]):
@@ -136,6 +140,14 @@ class User(AbstractBaseUser):
     def can_send_campaigns(self) -> bool:
         """Build segments and templates, send emails, print letters, draw quiz winners, check in."""
         return self.is_active and self.role in CAMPAIGN_SENDER_ROLES
+
+    @property
+    def can_see_analytics(self) -> bool:
+        return self.is_active and self.role in ANALYTICS_ROLES
+
+    @property
+    def can_refresh_analytics(self) -> bool:
+        return self.is_active and self.role in ANALYTICS_REFRESH_ROLES
 
     @property
     def is_read_only(self) -> bool:

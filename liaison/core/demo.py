@@ -21,6 +21,7 @@ DEMO_STEPS = [
     "liaison.referrals.demo.generate",
     "liaison.marketdata.demo.generate",
     "liaison.campaigns.demo.generate",
+    "liaison.analytics.demo.generate",
 ]
 
 DEMO_ACTOR = "demo-data"

@@ -348,14 +348,13 @@ def generate(ctx: DemoContext) -> str:
             services.complete_task(task, actor=task.assignee)
             Task.objects.filter(pk=task.pk).update(done_at=_at(task.due_on, 16))  # demo: when it was done
 
-    # Analytics' verdicts, and a few accounts lost.
+    # A few accounts lost. Those fated to cool off keep referring for now: the referrals demo gives
+    # their providers a recent drop, and the analytics step (the real detector) marks them at risk.
+    cooling = set()
     for plan in plans:
         account = Account.objects.get(pk=plan["account"].pk)
         if plan["fate"] == "at_risk" and account.stage == Stage.REFERRING:
-            services.mark_at_risk(
-                account, reason="referrals down 50% over the last 90 days (demo)", actor="analytics (demo)"
-            )
-            services.set_referral_trend(account, trend="cooling", actor="analytics (demo)")
+            cooling.add(account.practice_id)
         elif plan["fate"] == "lapsed" and account.stage in (Stage.REFERRING, Stage.ENGAGED):
             services.change_stage(
                 account,
@@ -363,13 +362,14 @@ def generate(ctx: DemoContext) -> str:
                 actor=manager,
                 reason="no referral in six months; joined a hospital group",
             )
-        elif account.stage == Stage.REFERRING:
-            services.set_referral_trend(
-                account, trend=rng.choice(["rising", "steady", "steady"]), actor="analytics (demo)"
-            )
 
     due = services.create_due_tasks(actor="cadence job", today=today)
-    ctx.data.update(outreach_accounts=[p["account"] for p in plans], liaisons=[lee, jordan], collateral=items)
+    ctx.data.update(
+        outreach_accounts=[p["account"] for p in plans],
+        liaisons=[lee, jordan],
+        collateral=items,
+        cooling_practices=cooling,
+    )
     stages = Counter(Account.objects.values_list("stage", flat=True))
     return (
         f"outreach: {len(plans)} accounts ({', '.join(f'{n} {s}' for s, n in sorted(stages.items()))}), "

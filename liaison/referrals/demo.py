@@ -1,7 +1,7 @@
 """Demo referrals: two years of history over the demo directory, and open referrals in every state.
 
 Each referring provider gets a profile: a base rate (most send a few a year, a few send several a
-month), loyal or splitter, a few cooling off (a drop of 60-100% some months ago) and a few new
+month), loyal or splitter, a few cooling off (a drop of 85-100% two to four months ago, for the detector to find) and a few new
 ones; summer and year-end dips; weekdays only. History is written in bulk (with one audit row
 for the load); the most recent referrals go through the real services so that their timelines,
 letters and audit rows are exactly what users will see.
@@ -160,9 +160,10 @@ def _profiles(
         if kind == "splitter":
             profile["rate"] *= 0.45
         elif kind == "cooling":
-            profile["rate"] = max(profile["rate"], 1.5)
-            profile["drop_at"] = today - dt.timedelta(days=rng.randrange(45, 200))
-            profile["drop"] = rng.uniform(0.6, 1.0)
+            # Recent enough for the detector to be still reporting it (it looks at the last 16 weeks).
+            profile["rate"] = max(profile["rate"], 4.0)
+            profile["drop_at"] = today - dt.timedelta(days=rng.randrange(60, 110))
+            profile["drop"] = rng.uniform(0.85, 1.0)
         elif kind == "new":
             profile["start"] = today - dt.timedelta(days=rng.randrange(60, 270))
         if account is not None:
@@ -176,12 +177,12 @@ def _profiles(
                     drop=0.0,
                 )
                 profile["rate"] = max(profile["rate"], 0.8)
-            if account.stage == Stage.AT_RISK:
+            if account.practice_id in ctx.data.get("cooling_practices", ()):
                 profile.update(
                     kind="cooling",
-                    rate=max(profile["rate"], 1.5),
-                    drop_at=today - dt.timedelta(days=rng.randrange(45, 150)),
-                    drop=rng.uniform(0.6, 0.9),
+                    rate=max(profile["rate"], 4.0),
+                    drop_at=today - dt.timedelta(days=rng.randrange(60, 100)),
+                    drop=rng.uniform(0.85, 1.0),
                 )
             elif account.stage == Stage.LAPSED:
                 lapsed_on = timezone.localtime(account.stage_changed_at).date()

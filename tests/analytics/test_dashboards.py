@@ -1,0 +1,204 @@
+"""The analytics pages: figures from the refresh job, drill-down, exports, alerts on accounts, roles."""
+
+import csv
+import io
+import re
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from openpyxl import load_workbook
+
+from liaison.analytics.models import CoolingAlert, RefreshRun, VolumeCell
+from liaison.analytics.refresh import refresh
+from liaison.analytics.tasks import digest_for
+from liaison.audit.models import AuditEvent
+from liaison.outreach.models import Account, Stage, Task, Trend
+from liaison.referrals.models import Referral
+from tests.analytics.conftest import AS_OF, PATIENT
+
+PHI_VALUES = [PATIENT["patient_last_name"], PATIENT["patient_mrn"], PATIENT["member_id"], "Hist", "Patient1"]
+
+
+def assert_no_phi(text: str) -> None:
+    for value in PHI_VALUES:
+        assert value not in text
+
+
+@pytest.fixture
+def refreshed(network):
+    refresh(as_of=AS_OF)
+    return network
+
+
+def test_refresh_counts_every_referral_once_in_the_monthly_rollup(refreshed):
+    total = sum(VolumeCell.objects.filter(grain="month").values_list("referrals", flat=True))
+    assert total == Referral.objects.count()
+    run = RefreshRun.objects.get()
+    assert run.status == "done" and run.referrals == total and run.seconds is not None
+
+
+def test_a_referrer_that_stopped_is_flagged_with_an_explanation_and_its_account_goes_at_risk(refreshed):
+    alert = CoolingAlert.objects.get()
+    family = refreshed["family"]
+    assert alert.provider == family and alert.is_open
+    assert "Family" in alert.explanation and alert.p_value < 0.01
+    assert alert.recent_count == 0 and alert.baseline_per_month > 3
+    account = Account.objects.get(pk=refreshed["maple"].pk)
+    assert account.stage == Stage.AT_RISK and account.trend == Trend.COOLING
+    change = account.stage_changes.order_by("-at", "-pk").first()
+    assert change.actor_label == "analytics" and "Family" in change.reason
+    task = Task.objects.get(account=account)
+    assert task.assignee == refreshed["liaison"] and alert.task == task
+    # The steady referrer is not flagged, and a second run on the same day changes nothing.
+    refresh(as_of=AS_OF)
+    assert CoolingAlert.objects.count() == 1 and Task.objects.filter(account=account).count() == 1
+    assert AuditEvent.objects.filter(action="open_cooling_alert").count() == 1
+
+
+def test_the_alert_clears_and_the_account_recovers_when_referrals_come_back(refreshed):
+    import datetime as dt
+
+    from tests.analytics.conftest import bulk_history
+
+    family, net = refreshed["family"], refreshed
+    days = [
+        AS_OF + dt.timedelta(days=d) for d in range(1, 60) if (AS_OF + dt.timedelta(days=d)).weekday() < 5
+    ]
+    site = Referral.objects.filter(referring_provider=family).first().site
+    bulk_history(
+        family,
+        family.locations.first(),
+        site,
+        site and Referral.objects.first().referred_to_physician,
+        net["service_line"],
+        days[::2] + days[::3],
+    )
+    refresh(as_of=AS_OF + dt.timedelta(days=60))
+    alert = CoolingAlert.objects.get(provider=family)
+    assert alert.cleared_on == AS_OF + dt.timedelta(days=60)
+    assert Account.objects.get(pk=net["maple"].pk).stage == Stage.REFERRING
+
+
+def test_manager_dashboard_shows_the_alert_and_links_each_number_to_its_referrals(refreshed, client_for):
+    c = client_for("manager")
+    page = c.get("/analytics/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Family" in html and "Cooling off" in html and "averaged" in html
+    assert_no_phi(html)
+    links = re.findall(r'href="(/analytics/referrals/\?[^"]+)"', html)
+    assert links
+    drill = c.get(links[-1].replace("&amp;", "&"))
+    assert drill.status_code == 200 and b"/referrals/" in drill.content  # numbers link to the referral
+
+
+def test_the_drilldown_total_matches_the_number_it_came_from(refreshed, client_for):
+    c = client_for("liaison")
+    month = f"{AS_OF.replace(day=1).replace(month=AS_OF.month - 2):%Y-%m}"
+    cell = sum(
+        VolumeCell.objects.filter(grain="month", period=f"{month}-01").values_list("referrals", flat=True)
+    )
+    page = c.get(f"/analytics/referrals/?grain=month&period={month}-01")
+    assert page.status_code == 200
+    assert f"{cell} referral".encode() in page.content
+
+
+def test_a_liaison_sees_the_same_counts_without_any_patient_field_or_referral_number(refreshed, client_for):
+    manager, liaison = client_for("manager"), client_for("liaison", email="l2@example.org")
+    m = manager.get("/analytics/?export=csv&table=volume").content
+    l_ = liaison.get("/analytics/?export=csv&table=volume").content
+    assert m == l_
+    drill = liaison.get(f"/analytics/referrals/?provider={refreshed['steady'].pk}").content.decode()
+    assert_no_phi(drill)
+    assert "/referrals/" not in re.sub(r"/analytics/referrals/", "", drill)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}</td>", drill)  # months only, no exact date
+
+
+def test_exports_are_de_identified_csv_and_xlsx(refreshed, client_for):
+    c = client_for("manager")
+    base = f"/analytics/referrals/?provider={refreshed['steady'].pk}"
+    response = c.get(base + "&export=csv&table=referrals")
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][0] == "Month received" and len(rows) > 20
+    assert_no_phi(response.content.decode())
+    xlsx = c.get(base + "&export=xlsx&table=referrals")
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet.cell(row=1, column=1).value == "Month received"
+    assert c.get("/analytics/?export=pdf&table=volume").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/analytics/",
+        "/analytics/referrals/",
+        "/analytics/leakage/",
+        "/analytics/attribution/",
+        "/analytics/reciprocity/",
+    ],
+)
+def test_physicians_are_kept_out_of_the_network_figures(refreshed, client_for, path):
+    assert client_for("physician").get(path).status_code == 403
+
+
+@pytest.mark.parametrize("role", ["analyst", "coordinator", "admin"])
+def test_other_roles_read_the_pages_without_patient_data(refreshed, client_for, role):
+    c = client_for(role)
+    for path in (
+        "/analytics/",
+        "/analytics/leakage/",
+        "/analytics/attribution/",
+        "/analytics/kpis/",
+        "/analytics/reciprocity/",
+    ):
+        page = c.get(path)
+        assert page.status_code == 200, path
+        assert_no_phi(page.content.decode())
+
+
+def test_only_managers_and_admins_start_a_refresh(network, client_for, django_capture_on_commit_callbacks):
+    assert client_for("liaison").post("/analytics/refresh/").status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for("manager", email="m@example.org").post("/analytics/refresh/")
+    assert response.status_code == 302 and "/jobs/" in response["Location"]
+    assert RefreshRun.objects.filter(status="done").exists()  # the test settings run jobs at once
+
+
+def test_list_pages_do_a_fixed_number_of_queries(refreshed, client_for):
+    c = client_for("manager")
+    counts = {}
+    for path in ("/analytics/", f"/analytics/referrals/?provider={refreshed['steady'].pk}"):
+        with CaptureQueriesContext(connection) as q:
+            assert c.get(path).status_code == 200
+        counts[path] = len(q)
+    assert counts["/analytics/"] <= 25
+    assert counts[f"/analytics/referrals/?provider={refreshed['steady'].pk}"] <= 12
+
+
+def test_api_gives_the_alerts_to_analysts_and_refuses_physicians(refreshed, make_user):
+    from django.test import Client
+
+    from liaison.accounts import services as accounts
+
+    def api(role):
+        user = make_user(role, email=f"{role}-api@example.org")
+        _, raw = accounts.create_api_token(user, actor=user, name="tests")
+        return Client(headers={"Authorization": f"Bearer {raw}"})
+
+    analyst = api("analyst").get("/api/v1/analytics/cooling-alerts")
+    assert analyst.status_code == 200 and analyst.json()[0]["referrer_id"] == refreshed["family"].pk
+    assert api("physician").get("/api/v1/analytics/cooling-alerts").status_code == 403
+    volume = api("liaison").get("/api/v1/analytics/volume?grain=week").json()
+    assert volume["grain"] == "week" and len(volume["rows"]) == 26
+    assert_no_phi(str(volume))
+
+
+def test_weekly_digest_tells_the_liaison_about_their_cooling_account_without_patient_data(refreshed):
+    message = digest_for(refreshed["liaison"])
+    assert message is not None and "Family" in message.body and "LIAISONS" in message.body
+    assert_no_phi(message.body)
+    message.send()
+    assert len(mail.outbox) == 1
