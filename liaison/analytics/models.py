@@ -105,9 +105,10 @@ class ReferrerStat(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["-last_365"], name="referrerstat_top"),
-            models.Index(fields=["first_on"], name="referrerstat_first"),
-            models.Index(fields=["last_on"], name="referrerstat_last"),
+            # In the order the pages list them, so that the first 20 are read without a sort.
+            models.Index(fields=["-last_365", "provider"], name="referrerstat_top"),
+            models.Index(fields=["-first_on", "provider"], name="referrerstat_first"),
+            models.Index(fields=["-last_on", "provider"], name="referrerstat_last"),
         ]
 
     def __str__(self) -> str:

@@ -476,8 +476,9 @@ def _pct(values: Iterable[float]) -> tuple[float | None, float | None]:
 def leakage(data: Loaded, lk: Lookups, as_of: date) -> dict[str, Any]:
     """Referrals received in the 12 months before the last 30 days (time to act): how many were
     never scheduled or never seen, why, by site and by referrer."""
-    from liaison.referrals.models import EventKind, ReferralEvent, Status
+    from liaison.referrals.models import DeclineReason, EventKind, ReferralEvent, Status
 
+    decline_labels = dict(DeclineReason.choices)
     start, end = as_of - timedelta(days=395), as_of - timedelta(days=30)
     idx = [i for i in range(len(data.ids)) if start < data.received[i] <= end]
     declined_ids = [data.ids[i] for i in idx if data.status[i] == Status.DECLINED]
@@ -500,7 +501,8 @@ def leakage(data: Loaded, lk: Lookups, as_of: date) -> dict[str, Any]:
             outcome = "never scheduled"
             status = data.status[i]
             if status == Status.DECLINED:
-                reason = f"declined: {reasons.get(data.ids[i]) or 'no reason'}"
+                code = reasons.get(data.ids[i]) or ""
+                reason = f"declined: {decline_labels.get(code, code or 'no reason given').lower()}"
             elif status == Status.CANCELLED:
                 reason = "cancelled before scheduling"
             else:
@@ -817,10 +819,18 @@ def kpis(data: Loaded, as_of: date) -> dict[str, Any]:
         days = business_days([a for a, _ in pairs], [b for _, b in pairs], holidays)
         physicians[p]["notes"] = len(pairs)
         physicians[p]["note_p50"] = float(np.percentile(days, 50))
+
+    def active(rows: dict[int, dict[str, Any]], role: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Everyone of the role; managers only where they did that work in the period."""
+        kept = [r for pk, r in rows.items() if users[pk].role == role or any(r[k] for k in keys)]
+        return sorted(kept, key=lambda r: r["name"])
+
     return {
         "period": [start.isoformat(), as_of.isoformat()],
-        "liaisons": sorted(liaisons.values(), key=lambda r: r["name"]),
-        "coordinators": sorted(coordinators.values(), key=lambda r: r["name"]),
+        "liaisons": active(liaisons, Role.LIAISON, ("touches", "opened", "moves", "cadence_due")),
+        "coordinators": active(
+            coordinators, Role.COORDINATOR, ("scheduled", "notes", "notified", "issues_resolved")
+        ),
         "physicians": sorted(physicians.values(), key=lambda r: r["name"]),
     }
 

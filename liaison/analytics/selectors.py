@@ -647,7 +647,7 @@ def attribution_table(by: str) -> tuple[Table | None, str, int]:
             Column("after", "After / account", True),
             Column("control", "Change in comparison accounts", True),
             Column("incremental", "Incremental referrals", True),
-            Column("interval", "90% interval"),
+            Column("interval", "95% interval"),
             Column("cost", "Cost", True),
             Column("per_referral", "Cost per incremental referral", True),
         ],
@@ -672,9 +672,9 @@ def attribution_table(by: str) -> tuple[Table | None, str, int]:
                 "incremental": _fmt(r["incremental"], ".1f"),
                 "interval": interval,
                 "cost": _fmt(r["cost"], ",.0f"),
-                "per_referral": _fmt(r["cost_per_incremental"], ",.0f")
-                if r["cost_per_incremental"]
-                else "n/a",
+                "per_referral": "n/a"
+                if r["cost_per_incremental"] is None
+                else _fmt(r["cost_per_incremental"], ",.0f"),
             }
         )
     return t, data["method"], data["window_days"]

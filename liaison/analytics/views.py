@@ -6,11 +6,13 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import date
-from functools import wraps
+from functools import cached_property, wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,7 +21,6 @@ from django.views.decorators.http import require_POST
 from liaison.analytics import selectors, services
 from liaison.analytics.models import Grain, VolumeCell
 from liaison.analytics.selectors import DrillFilters, Table, VolumeFilters
-from liaison.core.pagination import paginate
 
 
 def analytics_required(view: Callable) -> Callable:
@@ -216,6 +217,25 @@ def _drill_filters(request: HttpRequest) -> DrillFilters:
 
 
 EXPORT_LIMIT = 50_000
+COUNT_CAP = 10_000
+
+
+class DrillPaginator(Paginator):
+    """Counts the referrals without the joins the rows need, and stops counting at `COUNT_CAP` (the
+    figure the user came from is on the page they came from; counting a few hundred thousand rows
+    exactly on every page would cost more than the list itself)."""
+
+    def __init__(self, rows: QuerySet, counted: QuerySet, per_page: int) -> None:
+        super().__init__(rows, per_page)
+        self.counted = counted
+
+    @cached_property
+    def count(self) -> int:
+        return self.counted.order_by()[: COUNT_CAP + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        return self.count > COUNT_CAP
 
 
 @analytics_required
@@ -223,11 +243,12 @@ def referrals(request: HttpRequest) -> HttpResponse:
     """The referrals behind a number: no patient field for anyone; the referral's number and exact
     date only for roles that may open the referral itself."""
     f = _drill_filters(request)
-    qs = selectors.drill_referrals(f).values(*selectors.DRILL_VALUES)
+    base = selectors.drill_referrals(f)
+    qs = base.values(*selectors.DRILL_VALUES)
     if request.GET.get("export"):
         table = selectors.drill_table(list(qs[:EXPORT_LIMIT]), identified=False)
         return _page(request, "analytics/referrals.html", [table], {})
-    page = paginate(request, qs, per_page=50)
+    page = DrillPaginator(qs, base, per_page=50).get_page(request.GET.get("page"))
     table = selectors.drill_table(list(page.object_list), identified=request.user.can_see_phi)
     described = [
         f"{label}: {value}"
@@ -243,7 +264,7 @@ def referrals(request: HttpRequest) -> HttpResponse:
         request,
         "analytics/referrals.html",
         [table],
-        {"page": page, "described": described, "export_limit": EXPORT_LIMIT},
+        {"page": page, "described": described, "export_limit": EXPORT_LIMIT, "count_cap": COUNT_CAP},
     )
 
 
