@@ -217,6 +217,10 @@ class Referral(TimeStampedModel):
             models.Index(fields=["assigned_to", "status"]),
             models.Index(fields=["referring_provider", "received_at"]),
             models.Index(fields=["site", "status"]),
+            # The few referrals whose referrer is still to be matched (the navigation counts them).
+            models.Index(
+                fields=["status"], condition=models.Q(referrer_to_match=True), name="referral_to_match"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
