@@ -1,26 +1,32 @@
 """Outreach attribution: how many referrals did visits, lunches and in-services add, and at what cost?
 
 Pure statistics on plain values (no ORM), vectorised with numpy: 200,000 touches and a million
-referrals over 20,000 accounts take a few seconds. The method, as `METHOD` says on the page:
+referrals over 20,000 accounts take about 4 seconds. The method (`method_text` says it on the page):
 
 * **Episodes.** For each group (an activity kind, a liaison or one of our physicians) and each
   account, an episode starts at a touch of that group with no touch of the same group at that
-  account in the `window_days` before it. The touches of the group in the `window_days` after the
-  start belong to the episode (their cost is its cost). Touches that keep a chain going past the
-  end of an episode (an account visited every month for a year) are not evaluated again: there is
-  no quiet period before them to compare with. Only episodes starting between `start` and
-  `end - window_days` count, so that every after-window is complete. The day of the touch itself
-  is in neither window.
+  account in the `window_days` (N) before it. The group's touches of the N days after the start
+  belong to the episode (their cost is its cost). Touches that keep a chain going past the end of
+  an episode (an account visited every month for a year) are not evaluated again: there is no
+  quiet period before them to compare with. Only episodes starting between `start` and
+  `end - N` count, so that every after-window is complete. The day of the touch is in neither
+  window. "All outreach" is the same with every touch in one group.
 * **Difference in differences with matched controls.** The account's referrals in the N days after
-  the start minus the N days before, against the same change over the same calendar days among
-  accounts with no outreach at all in those 2N days, of a similar volume (referrals in the 365
-  days before; strata 35 % wide) and a similar recent level (the N days before below, near or above
-  the account's own yearly rate, which takes out regression to the mean when liaisons visit
-  accounts that have just dipped). When a stratum has fewer than 10 controls that day, the
-  nearest volume strata are pooled and the controls' change is scaled to the account's volume.
-* **Incremental referrals** = the sum over episodes of (after - before) - control change; the 95 %
-  interval comes from the spread of the episode-level differences. Cost per incremental referral
-  is only given when the whole interval is above zero.
+  the start minus the N days before, against the change over the same calendar days among the
+  accounts with no outreach at all from 2N days before to N days after (none in their before-window
+  can still carry an earlier visit's effect, none gets one during the after-window), of a similar
+  volume (referrals in the 365 days before; strata 35 % wide) and a similar recent level.
+* **Volume and recent level count only "clean" days**, days that no touch of the N days before
+  can have lifted, so that an earlier visit's effect does not pass for the account's usual volume.
+  The recent level (the clean days of the N days before, and of their last third, against the
+  yearly rate) adjusts the controls' change by least squares within the stratum: accounts visited
+  just after a dip would rebound anyway (regression to the mean). A stratum with fewer than 10
+  controls that day is pooled with its nearest volume strata; the controls' change is per unit of
+  volume, scaled to the account's.
+* **Incremental referrals** = the sum over episodes of (after - before) - control change. The 95 %
+  interval is a delete-a-group jackknife over 20 groups of accounts (as treated and as controls:
+  the controls' windows overlap from one start day to the next, so their noise does not average
+  out over episodes). Cost per incremental referral is only given when the interval is above 0.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ VOLUME_STEP = 1.35  # width of a volume stratum (ratio between its bounds)
 MIN_CONTROLS = 10
 Z95 = 1.96
 ACCOUNT_CHUNK = 2000
+FOLDS = 20  # account groups of the delete-a-group jackknife behind the 95 % interval
+MIN_CLEAN_DAYS = 90  # fewer clean days in the year: the whole year's volume is used
 
 _EPOCH = date(1970, 1, 1).toordinal()
 
@@ -78,19 +86,23 @@ class AttributionReport:
 
 
 def method_text(window_days: int, by: str = "kind") -> str:
+    """The method in plain English, for the page."""
     n = window_days
     group = {"kind": "activity kind", "liaison": "liaison", "physician": "physician of ours"}.get(by, by)
     return (
         f"Difference in differences with matched controls. For each account and each {group}, an episode "
-        f"starts with a touch that had no touch of the same {group} in the {n} days before it; the touches "
-        f"of the next {n} days belong to it. We compare the account's referrals in the {n} days after the "
-        f"first touch with the {n} days before (the day of the touch counts in neither), and subtract the "
-        f"change over the same days among accounts with no outreach at all in those {2 * n} days, of a "
-        f"similar volume (referrals in the year before) and a similar recent level. Incremental referrals "
-        f"are the sum of these differences over episodes, with a 95% interval; cost per incremental "
-        f"referral is shown only when that interval is above zero. 'All outreach' treats every touch "
-        f"alike. A {group}'s row also includes whatever else the account received in the same {n} days. "
-        f"Physician rows split a touch's cost between the physicians who attended."
+        f"starts with a touch that had no touch of the same {group} in the {n} days before it; the "
+        f"{group}'s touches of the next {n} days belong to it. We compare the account's referrals in the "
+        f"{n} days after the first touch with the {n} days before (the day of the touch counts in "
+        f"neither) and subtract the change over the same days among accounts with no outreach at all "
+        f"from {2 * n} days before to {n} days after, of a similar volume over the year before and a "
+        f"similar recent level (so that an account visited just after a dip is not credited with the "
+        f"rebound it would have had anyway). Volumes count only days that no earlier visit could have "
+        f"lifted. Incremental referrals are the sum of these differences over episodes, with a 95% "
+        f"interval; cost per incremental referral is shown only when that interval is above zero. "
+        f"'All outreach' treats every touch alike; a {group}'s row also includes whatever else the "
+        f"account received in the same {n} days. Physician rows split a touch's cost between the "
+        f"physicians who attended. Episodes that start in the last {n} days are not counted yet."
     )
 
 
@@ -109,7 +121,9 @@ class _Episodes:
     cost: np.ndarray
 
 
-def _episodes(g: np.ndarray, acc: np.ndarray, day: np.ndarray, cost: np.ndarray, n: int, first: int, last: int) -> _Episodes:
+def _episodes(
+    g: np.ndarray, acc: np.ndarray, day: np.ndarray, cost: np.ndarray, n: int, first: int, last: int
+) -> _Episodes:
     """Episodes from touch rows (group, account, day, cost); starts must fall in [first, last]."""
     if len(g) == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -139,13 +153,51 @@ def _episodes(g: np.ndarray, acc: np.ndarray, day: np.ndarray, cost: np.ndarray,
     )
 
 
+def _prefix(daily: np.ndarray) -> np.ndarray:
+    """Row-wise prefix sums with a leading zero column: the sum over days [a, b) is p[:, b] - p[:, a]."""
+    out = np.zeros((daily.shape[0], daily.shape[1] + 1), dtype=np.int32)
+    np.cumsum(daily, axis=1, out=out[:, 1:])
+    return out
+
+
+@dataclass
+class _Level:
+    referrals: np.ndarray  # prefix sums of referrals a day
+    clean_referrals: np.ndarray  # ... on clean days only
+    clean_days: np.ndarray  # ... of clean days
+    n: int
+    half: int
+
+    def at(self, rows: np.ndarray | slice, t: np.ndarray) -> tuple[np.ndarray, ...]:
+        """At day t: the yearly volume (from the clean days of the 365 before t, scaled to a year),
+        the referrals in the n days before t and in the n days after it (t itself in neither), and
+        how far the clean days of the n days before (x1) and of their last third (x2) were from that
+        yearly rate, per unit of volume (0 when those windows have under a third of their days clean,
+        or the year under MIN_CLEAN_DAYS: then the year's volume still carries earlier visits'
+        effects and is no reference for the recent level)."""
+        p, c, d, n = self.referrals, self.clean_referrals, self.clean_days, self.n
+
+        def window(a: int, b: int = 0) -> tuple[np.ndarray, np.ndarray]:
+            """Clean referrals and clean days in [t - a, t - b)."""
+            count = c[rows, t - b] - c[rows, t - a]
+            return count.astype(float), (d[rows, t - b] - d[rows, t - a]).astype(float)
+
+        year = (p[rows, t] - p[rows, t - PRE_DAYS]).astype(float)
+        clean, days = window(PRE_DAYS)
+        known = days >= MIN_CLEAN_DAYS
+        vol = np.where(known, clean * PRE_DAYS / np.maximum(days, 1.0), year)
+        levels = []
+        for span in (n, self.half):
+            count, days = window(span)
+            level = (count / np.maximum(days, 1.0) - vol / PRE_DAYS) * span / (vol + 1.0)
+            levels.append(np.where(known & (days >= span / 3), level, 0.0))
+        before = (p[rows, t] - p[rows, t - n]).astype(float)
+        after = (p[rows, t + n + 1] - p[rows, t + 1]).astype(float)
+        return vol, before, after, levels[0], levels[1]
+
+
 def _volume_bin(vol: np.ndarray) -> np.ndarray:
     return np.floor(np.log1p(vol) / math.log(VOLUME_STEP) + 1e-9).astype(np.int64)
-
-
-def _recent_level(vol: np.ndarray, before: np.ndarray, n: int) -> np.ndarray:
-    """How far the before-window is from the account's own yearly rate, per unit of volume."""
-    return (before - vol * (n / PRE_DAYS)) / (vol + 1.0)
 
 
 def estimate(
@@ -171,7 +223,7 @@ def estimate(
     n = int(window_days)
     if n < 1:
         raise ValueError("window_days must be at least 1")
-    pre = max(PRE_DAYS, n)
+    pre = max(PRE_DAYS, 2 * n)
     origin = start.toordinal() - pre  # day index 0
     n_days = end.toordinal() - origin + 1
     first, last = pre, end.toordinal() - n - origin  # day indexes where an episode may start
@@ -204,7 +256,9 @@ def estimate(
     i_all = np.concatenate([np.arange(len(touches)), np.array(rows_i, dtype=np.int64)])
     share = np.concatenate([np.ones(len(touches)), np.array(rows_share, dtype=float)])
     sel = keep[i_all]
-    ep = _episodes(g_all[sel], t_acc[i_all[sel]], t_day[i_all[sel]], (t_cost[i_all] * share)[sel], n, first, last)
+    ep = _episodes(
+        g_all[sel], t_acc[i_all[sel]], t_day[i_all[sel]], (t_cost[i_all] * share)[sel], n, first, last
+    )
 
     # Referral and touch days by account, for prefix sums per chunk of accounts.
     r_acc_parts, r_day_parts = [], []
@@ -227,57 +281,71 @@ def estimate(
     t0s, ep_k = np.unique(ep.t0, return_inverse=True)
     n_k = len(t0s)
     max_vol = int(np.bincount(r_acc, minlength=len(names)).max()) if len(r_acc) else 0
-    n_v = int(_volume_bin(np.array([max_vol]))[0]) + 1
-    sums = np.zeros((10, n_k * n_v))  # controls by (start day, volume stratum): moments of 1, x1, x2, y
-    e_vol = np.zeros(len(ep.t0))
-    e_before = np.zeros(len(ep.t0))
-    e_after = np.zeros(len(ep.t0))
-    e_recent = np.zeros(len(ep.t0))
+    n_v = int(_volume_bin(np.array([max_vol * PRE_DAYS / MIN_CLEAN_DAYS]))[0]) + 1
     half = max(1, n // 3)
+    cells = n_k * n_v
+    fold = np.random.default_rng(0).permutation(len(names)) % FOLDS
+    # controls by (jackknife fold, start day, volume stratum): moments of 1, x1, x2, y
+    sums = np.zeros((9, FOLDS * cells))
+    e_vol, e_before, e_after, e_x1, e_x2 = (np.zeros(len(ep.t0)) for _ in range(5))
     ep_order = np.argsort(ep.account, kind="stable")
     for lo in range(0, len(names), ACCOUNT_CHUNK):
         hi = min(len(names), lo + ACCOUNT_CHUNK)
         size = hi - lo
         a, b = np.searchsorted(r_acc, [lo, hi])
         counts = np.bincount((r_acc[a:b] - lo) * n_days + r_day[a:b], minlength=size * n_days)
-        prefix = np.zeros((size, n_days + 1), dtype=np.int64)
-        np.cumsum(counts.reshape(size, n_days), axis=1, out=prefix[:, 1:])
+        counts = counts.reshape(size, n_days)
         a, b = np.searchsorted(tk_acc, [lo, hi])
         touched = np.bincount((tk_acc[a:b] - lo) * n_days + tk_day[a:b], minlength=size * n_days)
-        t_prefix = np.zeros((size, n_days + 1), dtype=np.int64)
-        np.cumsum(touched.reshape(size, n_days), axis=1, out=t_prefix[:, 1:])
+        t_prefix = _prefix(touched.reshape(size, n_days))
+        # A day is "clean" when no touch of the n days before it can have lifted it: the usual level
+        # of an account (its volume stratum) is measured on clean days only, so that earlier outreach
+        # does not pass for the account's normal volume.
+        covered = t_prefix[:, 1:] - t_prefix[:, np.maximum(np.arange(n_days) + 1 - n, 0)] > 0
+        covered[:, 1:] = covered[:, :-1].copy()
+        covered[:, 0] = False  # covered[d]: a touch in [d - n, d - 1]
+        level = _Level(_prefix(counts), _prefix(counts * ~covered), _prefix(~covered), n, half)
 
-        # Controls: eligible accounts untouched in [t0 - n, t0 + n], for every episode start day.
+        # Controls: eligible accounts with no touch at all from t0 - 2n to t0 + n, for every episode
+        # start day: no earlier visit's effect in their before-window, none in their after-window.
+        # (Letting in accounts touched during the after-window would credit their own uplift to
+        # "no outreach": with regular outreach that hides most of the effect.)
         if n_k:
-            vol = prefix[:, t0s] - prefix[:, t0s - PRE_DAYS]
-            before = prefix[:, t0s] - prefix[:, t0s - n]
-            after = prefix[:, t0s + n + 1] - prefix[:, t0s + 1]
-            quiet = (t_prefix[:, t0s + n + 1] - t_prefix[:, t0s - n] == 0) & eligible[lo:hi, None]
-            cell = (np.arange(n_k)[None, :] * n_v + _volume_bin(vol))[quiet]
-            recent = prefix[:, t0s] - prefix[:, t0s - half]
-            x1 = _recent_level(vol, before, n)[quiet]
-            x2 = _recent_level(vol, recent, half)[quiet]
+            vol, before, after, x1, x2 = level.at(slice(None), t0s)
+            quiet = (t_prefix[:, t0s + n + 1] - t_prefix[:, t0s - 2 * n] == 0) & eligible[lo:hi, None]
+            cell = (
+                fold[lo:hi, None] * cells
+                + np.arange(n_k)[None, :] * n_v
+                + np.minimum(_volume_bin(vol), n_v - 1)
+            )
+            cell = cell[quiet]
+            x1, x2 = x1[quiet], x2[quiet]
             y = ((after - before) / (vol + 1.0))[quiet]
-            for j, w in enumerate((None, x1, x2, y, x1 * x1, x1 * x2, x2 * x2, x1 * y, x2 * y, y * y)):
-                sums[j] += np.bincount(cell, weights=w, minlength=n_k * n_v)
+            for j, w in enumerate((None, x1, x2, y, x1 * x1, x1 * x2, x2 * x2, x1 * y, x2 * y)):
+                sums[j] += np.bincount(cell, weights=w, minlength=FOLDS * cells)
 
         a, b = np.searchsorted(ep.account[ep_order], [lo, hi])
         mine = ep_order[a:b]
         if len(mine):
-            rows, t = ep.account[mine] - lo, ep.t0[mine]
-            e_vol[mine] = prefix[rows, t] - prefix[rows, t - PRE_DAYS]
-            e_before[mine] = prefix[rows, t] - prefix[rows, t - n]
-            e_recent[mine] = prefix[rows, t] - prefix[rows, t - half]
-            e_after[mine] = prefix[rows, t + n + 1] - prefix[rows, t + 1]
+            e_vol[mine], e_before[mine], e_after[mine], e_x1[mine], e_x2[mine] = level.at(
+                ep.account[mine] - lo, ep.t0[mine]
+            )
 
-    control = (e_vol + 1.0) * _control_change(
-        sums.reshape(10, n_k, n_v),
-        ep_k,
-        _volume_bin(e_vol),
-        _recent_level(e_vol, e_before, n),
-        _recent_level(e_vol, e_recent, half),
+    by_fold = sums.reshape(9, FOLDS, n_k, n_v)
+    total = by_fold.sum(axis=1)
+    vbin = np.minimum(_volume_bin(e_vol), n_v - 1)
+    change = e_after - e_before
+    control = (e_vol + 1.0) * _control_change(total, ep_k, vbin, e_x1, e_x2)
+    diff = change - control
+    # Delete-a-group jackknife over accounts (as treated and as controls): the controls' windows
+    # overlap from one start day to the next, so their noise does not average out over episodes.
+    ep_fold = fold[ep.account]
+    jack = np.array(
+        [
+            change - (e_vol + 1.0) * _control_change(total - by_fold[:, f], ep_k, vbin, e_x1, e_x2)
+            for f in range(FOLDS)
+        ]
     )
-    diff = (e_after - e_before) - control
 
     names_of = {v: k for k, v in labels.items()}
     rows = []
@@ -286,7 +354,7 @@ def estimate(
         m = ep.group == gi
         if not m.any() and gi != 0:
             continue
-        row = _row(names_of[gi], m, ep, e_before, e_after, control, diff)
+        row = _row(names_of[gi], m, ep, e_before, e_after, control, diff, jack, ep_fold)
         if gi == 0:
             overall = row
         else:
@@ -296,7 +364,9 @@ def estimate(
     return AttributionReport(window_days=n, method=method_text(n, by), overall=overall, rows=rows)
 
 
-def _control_change(sums: np.ndarray, k: np.ndarray, vbin: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+def _control_change(
+    sums: np.ndarray, k: np.ndarray, vbin: np.ndarray, x1: np.ndarray, x2: np.ndarray
+) -> np.ndarray:
     """The matched controls' change per unit of volume for each episode: the controls of the same
     start day and volume stratum (pooling the nearest strata until there are MIN_CONTROLS), with a
     least-squares adjustment for the recent level (x1: the before-window, x2: its last third, each
@@ -305,7 +375,7 @@ def _control_change(sums: np.ndarray, k: np.ndarray, vbin: np.ndarray, x1: np.nd
     if len(k) == 0:
         return out
     n_v = sums.shape[2]
-    cum = np.concatenate([np.zeros(sums.shape[:2] + (1,)), np.cumsum(sums, axis=2)], axis=2)
+    cum = np.concatenate([np.zeros((*sums.shape[:2], 1)), np.cumsum(sums, axis=2)], axis=2)
     todo = np.ones(len(k), dtype=bool)
     for r in range(n_v + 1):
         idx = np.flatnonzero(todo)
@@ -313,7 +383,7 @@ def _control_change(sums: np.ndarray, k: np.ndarray, vbin: np.ndarray, x1: np.nd
             break
         lo = np.maximum(vbin[idx] - r, 0)
         hi = np.minimum(vbin[idx] + r + 1, n_v)
-        n, s1, s2, sy, s11, s12, s22, s1y, s2y, _ = cum[:, k[idx], hi] - cum[:, k[idx], lo]
+        n, s1, s2, sy, s11, s12, s22, s1y, s2y = cum[:, k[idx], hi] - cum[:, k[idx], lo]
         ok = (n >= MIN_CONTROLS) | (r == n_v)
         m = np.maximum(n, 1.0)
         m1, m2, my = s1 / m, s2 / m, sy / m
@@ -338,14 +408,17 @@ def _row(
     after: np.ndarray,
     control: np.ndarray,
     diff: np.ndarray,
+    jack: np.ndarray,
+    ep_fold: np.ndarray,
 ) -> AttributionRow:
     n_ep = int(m.sum())
     incremental = float(diff[m].sum())
     cost = float(ep.cost[m].sum())
     low = high = None
-    if n_ep >= 2:
-        half = Z95 * math.sqrt(n_ep) * float(np.std(diff[m], ddof=1))
-        low, high = incremental - half, incremental + half
+    means = [jack[f, m & (ep_fold != f)].mean() for f in range(FOLDS) if (m & (ep_fold != f)).any()]
+    if n_ep >= 2 and len(means) >= 2 and len(np.unique(ep_fold[m])) >= 2:
+        se = math.sqrt((len(means) - 1) / len(means) * float(np.sum((np.array(means) - np.mean(means)) ** 2)))
+        low, high = incremental - Z95 * n_ep * se, incremental + Z95 * n_ep * se
     per = (lambda x: float(x[m].mean())) if n_ep else (lambda x: 0.0)
     return AttributionRow(
         group=group,

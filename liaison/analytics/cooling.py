@@ -1,28 +1,30 @@
 """Cooling detection: is a referrer sending improbably few referrals compared with its own history?
 
-Pure statistics on plain dates (no ORM), vectorised with numpy so that a run over 20,000 referrers
-and a million referral dates takes a few seconds. The method (docs/analytics.md has the long form):
+Pure statistics on plain dates (no ORM), vectorised with numpy: a run over 20,000 referrers and a
+million referral dates takes about a second. The method (docs/analytics.md has the long form):
 
 * **Seasonality** is pooled over all referrers (`seasonal_index`): 52 weekly factors of the
-  practice's whole volume, with its own trend taken out, mean 1.0 over the year. One referrer has
-  far too few referrals to estimate its own summer or year-end dip.
-* **Baseline**: each referrer's own rate over up to 104 weeks (`BASELINE_DAYS`) that end where the
-  longest recent window starts, divided by the seasonal factors of those days. A log-linear trend
-  is fitted to the baseline's weekly counts and shrunk towards zero (a prior of +-15 % a year,
-  `TREND_PRIOR`), so a noisy slope is damped and only a well-measured drift is extrapolated.
-* **Test**: the referrals in the last 28, 56, 84 and 112 days (`WINDOWS`, whole weeks, so every
-  weekday counts equally) against their expectation (baseline rate x seasonal factors of those days
-  x trend). The lower tail is negative binomial: Poisson counts whose rate is uncertain by the
-  baseline's own sampling error (1/N on the log scale), the trend's error, and a floor of 10 %
-  extra-Poisson variation (`EXTRA_CV`). The smallest of the four tail probabilities, times four
-  (Bonferroni), is the verdict's `p_value`.
-* **False-alarm rate**: an alert needs `p_value <= ALPHA`. `ALPHA` is the chance, per run and per
-  referrer, that a referrer still referring at its baseline is flagged; run every two weeks for a
-  year, about 1-2 % of steady referrers get one alert (measured by bench/cooling_accuracy.py).
-* **Recovery** (hysteresis): `recovered` is true when the last 28 and the last 56 days are both
-  in line with the baseline (lower-tail probability >= `RECOVERY_P`). The caller opens an alert
-  when `cooling` and clears it only when `recovered`; between the two thresholds an open alert
-  stays open, so alerts do not flap. A recovered referrer is never `cooling` in the same verdict.
+  practice's whole volume, with its own trend taken out, day-weighted mean 1.0 over the year. One
+  referrer has far too few referrals to estimate its own summer or year-end dip.
+* **Baseline**: each referrer's own rate over up to 104 weeks (`BASELINE_DAYS`) ending where the
+  longest recent window starts (so 16 weeks before `as_of`), divided by the seasonal factors of
+  those days. A log-linear trend is fitted to the baseline's weekly counts and shrunk towards zero
+  (a normal prior of sd 10 % a year, `TREND_PRIOR`; capped at +-30 % over the gap): a noisy slope
+  is damped away and only a well-measured drift is carried forward.
+* **Test**: the referrals of the last 28, 56, 84 and 112 days (`WINDOWS`, whole weeks, so each
+  weekday counts equally) against their expectation (baseline rate x seasonal factors of those
+  days x trend). The lower tail is negative binomial: Poisson counts whose rate is uncertain by
+  the baseline's own sampling error (1/N on the log scale), the trend's error, and 15 %
+  extra-Poisson variation (`EXTRA_CV`). The smallest of the four tail probabilities times four
+  (Bonferroni) is the verdict's `p_value`.
+* **False-alarm rate**: `cooling` needs `p_value <= ALPHA` (0.015). That is the per-run bound for
+  a referrer still referring at its baseline; measured, such a referrer is flagged in about 0.2 %
+  of runs, and run every two weeks for a year, 3-4 % of referrers without a real drop get an alert
+  (bench/cooling_accuracy.py; docs/analytics.md has the table).
+* **Recovery** (hysteresis): `recovered` is true when the last 28 and the last 56 days are both in
+  line with the baseline (lower-tail probability >= `RECOVERY_P` = 0.2 each). The caller opens an
+  alert on `cooling` and clears it only on `recovered`; in between an open alert stays open, so
+  alerts do not flap. A recovered verdict is never `cooling`, and reports its 56-day window.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from datetime import date
 import numpy as np
 from scipy import stats
 
-ALPHA = 0.02
-"""Per-run, per-referrer significance level (Bonferroni over the four windows). A referrer still
-referring at its baseline is flagged in one run with probability at most 0.2 %; run every two
-weeks for a year, 1-2 % of steady referrers get an alert (measured, see docs/analytics.md)."""
+ALPHA = 0.015
+"""Per-run, per-referrer significance level of `cooling` (a Bonferroni bound over the four windows).
+Measured on generated histories: a referrer with no real drop is flagged in about 0.2 % of runs,
+and 3-4 % of them get an alert in a year of runs every two weeks (docs/analytics.md, "Accuracy")."""
 
 WINDOWS = (28, 56, 84, 112)
 BASELINE_DAYS = 728
@@ -113,16 +115,17 @@ def seasonal_index(all_dates: Sequence[date], as_of: date) -> list[float]:
     """52 weekly seasonal factors pooled over ALL referrers, day-weighted mean 1.0.
 
     Factor k covers days of the year 7k+1 .. 7k+7; the last one (k = 51) also takes 31 December
-    (and 30 December in leap years). Estimated from the whole volume of up to three full years
-    before `as_of` (only full years, so every week of the year is seen equally often), with a
-    log-linear trend of the whole volume fitted jointly (when two years or more are available) so
-    that growth is not mistaken for seasonality. Each factor is shrunk towards 1.0 by a pseudo-count
-    of 30 referrals, so a small practice gets a flat-ish index rather than noise. Less than a year
-    of data gives all ones.
+    (and 30 December in leap years). Estimated from the whole volume of up to three full years that
+    end where the recent windows start (16 weeks before `as_of`: the weeks under test must not
+    shape their own expectation, or a practice-wide drop would pass for a seasonal dip); only full
+    years, so every week of the year is seen equally often. A log-linear trend of the whole volume
+    is fitted jointly (with two years or more) so that growth is not mistaken for seasonality. Each
+    factor is shrunk towards 1.0 by a pseudo-count of 30 referrals, so a small practice gets a
+    flat-ish index rather than noise. Less than a year of data gives all ones.
 
     Compute it once per run and pass it to `detect_many` / `detect` as `seasonality=`.
     """
-    as_of_ord = as_of.toordinal()
+    as_of_ord = as_of.toordinal() - max(WINDOWS)
     ords = _ordinals(all_dates)
     ords = ords[ords <= as_of_ord]
     if len(ords) == 0:
@@ -200,19 +203,19 @@ def _detect_arrays(
 ) -> _Arrays:
     """The whole detector on flat arrays: `ref[i]` is the referrer index of the referral on `ords[i]`."""
     wmax, nweeks = max(WINDOWS), BASELINE_DAYS // 7
-    _OLDEST = wmax + BASELINE_DAYS
+    oldest = wmax + BASELINE_DAYS  # ages (days before as_of) 0 .. oldest - 1 are looked at
     ages = as_of_ord - ords
     keep = ages >= 0
     ref, ages = ref[keep], ages[keep]
 
-    factor = _daily_factors(season, as_of_ord, _OLDEST)
+    factor = _daily_factors(season, as_of_ord, oldest)
     cum = np.concatenate([[0.0], np.cumsum(factor)])  # exposure of ages [a, b) is cum[b] - cum[a]
 
     # History starts the day after the first referral (that referral is what made the referrer
     # known, so counting it would bias a short history upwards); the baseline stops at wmax.
     first = np.full(n_refs, -1, dtype=np.int64)
     np.maximum.at(first, ref, ages)
-    hb = np.minimum(first, _OLDEST)  # baseline covers ages [wmax, hb)
+    hb = np.minimum(first, oldest)  # baseline covers ages [wmax, hb)
     in_base = (ages >= wmax) & (ages < hb[ref])
     week = (ages[in_base] - wmax) // 7
     y = np.bincount(ref[in_base] * nweeks + week, minlength=n_refs * nweeks).reshape(n_refs, nweeks)

@@ -599,9 +599,13 @@ def attribution_reports(data: Loaded, lk: Lookups, as_of: date) -> dict[str, Any
 
     start = as_of - timedelta(days=730)
     tz = timezone.get_current_timezone()
+    # A year more of outreach than is reported: episodes, volume matching and the untouched
+    # comparison accounts all look back before the first reported episode.
     activities = list(
         Activity.objects.filter(
-            status=ActivityStatus.COMPLETED, account__isnull=False, occurred_at__date__gte=start
+            status=ActivityStatus.COMPLETED,
+            account__isnull=False,
+            occurred_at__date__gte=start - timedelta(days=365),
         ).values_list("pk", "account_id", "occurred_at", "kind", "cost", "liaison__full_name")
     )
     ours: dict[int, list[str]] = defaultdict(list)

@@ -202,3 +202,16 @@ def test_weekly_digest_tells_the_liaison_about_their_cooling_account_without_pat
     assert_no_phi(message.body)
     message.send()
     assert len(mail.outbox) == 1
+
+
+def test_the_refresh_and_digest_commands(network, capsys):
+    from django.core.management import call_command
+
+    call_command("analytics", "refresh", "--as-of", AS_OF.isoformat())
+    out = capsys.readouterr().out
+    assert f"analytics as of {AS_OF}" in out and "1 cooling alerts opened" in out
+    call_command("analytics", "digest", "--dry-run")
+    out = capsys.readouterr().out
+    assert "To: lee@example.org" in out and "Family averaged" in out and "1 digest printed" in out
+    assert_no_phi(out)
+    assert not mail.outbox
