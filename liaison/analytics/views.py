@@ -122,10 +122,17 @@ def _slice_options() -> dict[str, list[tuple[Any, str]]]:
 
     codes = set(VolumeCell.objects.filter(grain=Grain.MONTH).values_list("specialty", flat=True).distinct())
     return {
-        "site": list(Location.objects.sites().values_list("pk", "name")),
+        "site": list(
+            Location.objects.filter(
+                pk__in=VolumeCell.objects.filter(grain=Grain.MONTH).values("site_id").distinct()
+            ).values_list("pk", "name")
+        ),
+        # Our physicians with referrals (through the rollup: no scan of the whole provider table).
         "physician": [
             (p.pk, f"Dr. {p.last_name}, {p.first_name}")
-            for p in Provider.objects.ours().order_by("last_name")
+            for p in Provider.objects.filter(
+                pk__in=VolumeCell.objects.filter(grain=Grain.MONTH).values("physician_id").distinct()
+            ).order_by("last_name", "first_name")
         ],
         "service_line": list(ServiceLine.objects.values_list("pk", "name")),
         "payer": [
