@@ -212,7 +212,7 @@ def child(args: argparse.Namespace) -> None:
     from liaison.analytics.refresh import refresh
 
     call_command("migrate", verbosity=0)
-    data = referral_pages.generate(args.referrals, args.providers)
+    data = referral_pages.generate(args.referrals, args.providers, with_events=False)  # pages read none
     extra = enrich(args.activities)
     print(
         f"[{connection.vendor}] generated {args.referrals:,} referrals, {args.providers:,} providers, "

@@ -58,7 +58,7 @@ def timed(fn, n: int) -> list[float]:
     return out
 
 
-def generate(n_referrals: int, n_providers: int) -> dict:
+def generate(n_referrals: int, n_providers: int, with_events: bool = True) -> dict:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.utils import timezone
@@ -221,7 +221,7 @@ def generate(n_referrals: int, n_providers: int) -> dict:
             c.executemany(sql, batch)
     ids = list(Referral.objects.values_list("pk", flat=True))
     event_rows = []
-    for pk in ids:
+    for pk in ids if with_events else ():
         event_rows.append(
             ReferralEvent(
                 referral_id=pk, kind="status", at=now, actor_label="bench", to_status="received", data={}
