@@ -75,13 +75,13 @@ def enrich(n_activities: int) -> dict:
             f"UPDATE {table} SET appointment_at = {plus.format(9)} WHERE status IN ('scheduled', 'seen')"
         )
         for i, payer in enumerate(payers):
-            c.execute(f"UPDATE {table} SET payer = %s WHERE id % 6 = %s", [payer, i])
+            c.execute(f"UPDATE {table} SET payer = %s WHERE id %% 6 = %s", [payer, i])
     codes = list(Taxonomy.objects.values_list("code", flat=True)[:15])
     ProviderT = Provider._meta.db_table
     with connection.cursor() as c:
         for i, code in enumerate(codes):
             c.execute(
-                f"UPDATE {ProviderT} SET primary_taxonomy_id = %s WHERE is_ours = %s AND id % 15 = %s",
+                f"UPDATE {ProviderT} SET primary_taxonomy_id = %s WHERE is_ours = %s AND id %% 15 = %s",
                 [code, False, i],
             )
     User = get_user_model()
