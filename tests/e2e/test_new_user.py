@@ -6,20 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
 
 from liaison.accounts.demo import DEMO_PASSWORD, DEMO_USERS
 from liaison.directory.models import Contact, Location, Provider
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def demo(capsys):
-    call_command("demo_data")
-    printed = capsys.readouterr().out
-    return printed
 
 
 def sign_in(page, email: str, password: str) -> None:
@@ -91,7 +83,7 @@ def test_a_new_user_finds_providers_opens_a_practice_and_adds_a_contact(page, de
 
 
 def test_the_demo_fits_a_phone_and_keeps_admin_pages_from_a_liaison(browser, live_server, demo):
-    """One demo load for both checks (loading it is the slow part)."""
+    """Both checks on one copy of the demo (tests/e2e/conftest.py loads it once per session)."""
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
     )
