@@ -42,13 +42,11 @@ def make_user(db):
     return make
 
 
-@pytest.fixture
-def our_practice(db) -> Practice:
+def create_our_practice() -> Practice:
     return directory.create_practice(actor="test", name="Test Orthopaedics", is_ours=True)
 
 
-@pytest.fixture
-def site(our_practice) -> Location:
+def create_site(our_practice: Practice) -> Location:
     return directory.create_location(
         our_practice,
         actor="test",
@@ -58,6 +56,29 @@ def site(our_practice) -> Location:
         state="OH",
         zip_code="43215",
     )
+
+
+def create_our_physician(site: Location) -> Provider:
+    return directory.create_provider(
+        actor="test",
+        first_name="Olivia",
+        last_name="Bone",
+        credential="MD",
+        npi=make_npi(1),
+        is_ours=True,
+        primary_taxonomy_code="207X00000X",
+        locations=[site],
+    )
+
+
+@pytest.fixture
+def our_practice(db) -> Practice:
+    return create_our_practice()
+
+
+@pytest.fixture
+def site(our_practice) -> Location:
+    return create_site(our_practice)
 
 
 @pytest.fixture
@@ -75,16 +96,7 @@ def north_site(our_practice) -> Location:
 
 @pytest.fixture
 def our_physician(site) -> Provider:
-    return directory.create_provider(
-        actor="test",
-        first_name="Olivia",
-        last_name="Bone",
-        credential="MD",
-        npi=make_npi(1),
-        is_ours=True,
-        primary_taxonomy_code="207X00000X",
-        locations=[site],
-    )
+    return create_our_physician(site)
 
 
 @pytest.fixture

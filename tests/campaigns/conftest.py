@@ -12,14 +12,19 @@ for Jordan. Westerville 43081 is in Franklin County too: its ZIP code puts it in
   coordinator), Bob (billing).
 - Lakeside, Cleveland 44114 (no territory; target, no owner): Lana (referral coordinator).
 Everyone with an address has consent unless said otherwise.
+
+Building all that takes a few hundred queries, and nearly every campaign test needs it: a test
+module builds it once, like Django's TestCase.setUpTestData (see `_module_world`).
 """
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from liaison.accounts.models import User
@@ -29,7 +34,14 @@ from liaison.directory import services as directory
 from liaison.outreach import services as outreach
 from liaison.outreach.models import Tier
 from tests.campaigns.smtp import SmtpServer
-from tests.conftest import PASSWORD, make_npi
+from tests.conftest import (
+    PASSWORD,
+    _is_transactional,
+    create_our_physician,
+    create_our_practice,
+    create_site,
+    make_npi,
+)
 
 
 def _office(name, zip_code, city="Westerville"):
@@ -101,9 +113,71 @@ def build_world(our_physician=None):
     return w
 
 
+@pytest.fixture(scope="module")
+def _module_world(request, django_db_setup, django_db_blocker):
+    """Our practice, its Downtown site, our physician and the world, built once per test module in
+    a transaction left open until the module ends (then rolled back). Each test runs inside it in
+    a savepoint rolled back after the test, as usual, and gets its own copies of the objects
+    (`_world_copy`): every test starts from the same rows, whatever the test before it did.
+
+    A test module marked transactional gets None (its tests commit, and empty the tables after
+    them), and the fixtures below build everything per test as before."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        yield None
+        return
+    from liaison.directory.models import Taxonomy
+    from liaison.directory.taxonomy import load_builtin
+
+    with django_db_blocker.unblock():
+        module_transaction = transaction.atomic()
+        module_transaction.__enter__()
+        try:
+            if not Taxonomy.objects.exists():  # as tests/conftest.py's _reference_data does
+                load_builtin()
+            practice = create_our_practice()
+            site = create_site(practice)
+            physician = create_our_physician(site)
+            shared = SimpleNamespace(
+                our_practice=practice, site=site, our_physician=physician, world=build_world(physician)
+            )
+        except BaseException:
+            transaction.set_rollback(True)
+            module_transaction.__exit__(None, None, None)
+            raise
+    yield shared
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        module_transaction.__exit__(None, None, None)
+
+
 @pytest.fixture
-def world(db, site, our_physician):
-    return build_world(our_physician)
+def _world_copy(request, _module_world, db):
+    if _module_world is None:
+        return None
+    if _is_transactional(request):
+        pytest.fail("a transactional test cannot use the module's shared world: give it a module of its own")
+    return copy.deepcopy(_module_world)
+
+
+@pytest.fixture
+def our_practice(_world_copy, db):
+    return _world_copy.our_practice if _world_copy else create_our_practice()
+
+
+@pytest.fixture
+def site(_world_copy, our_practice):
+    return _world_copy.site if _world_copy else create_site(our_practice)
+
+
+@pytest.fixture
+def our_physician(_world_copy, site):
+    return _world_copy.our_physician if _world_copy else create_our_physician(site)
+
+
+@pytest.fixture
+def world(_world_copy, site, our_physician):
+    return _world_copy.world if _world_copy else build_world(our_physician)
 
 
 @pytest.fixture
