@@ -73,11 +73,13 @@ def test_a_liaison_sends_a_quiz_to_the_coordinators_of_a_territory_and_sees_the_
     page.get_by_role("button", name="Save the quiz").click()
     expect(page.locator(".messages")).to_contain_text("Quiz saved")
 
-    # Preview as Ralph.
+    # Preview as Ralph, once the preview the page loads (the first member's) is in: otherwise that
+    # request, answered after Ralph's on a busy machine, would replace his preview.
+    preview = page.locator("#email-preview")
+    expect(preview).to_be_visible()
     page.get_by_label("As received by").select_option(
         label="Ralph Referral · Referral coordinators · Oak Pediatrics"
     )
-    preview = page.locator("#email-preview")
     expect(preview).to_contain_text("Ralph Referral <ralph@oak.example>")
     expect(page.locator("#preview-subject")).to_have_text(
         "Three questions for Oak Pediatrics: a coffee for the office"
