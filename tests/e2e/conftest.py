@@ -2,6 +2,10 @@
 
 Playwright's own browser download does not work on closed networks, so the system chromium
 is used. Without it these tests skip, unless LIAISON_REQUIRE_BROWSER=1 (CI) makes that a failure.
+
+A test that needs the demo data takes the `demo` fixture rather than running demo-data itself:
+the demo is loaded once per session (half a minute on SQLite, a minute on PostgreSQL) and each
+test gets a fresh copy of it in about a second.
 """
 
 import io
