@@ -11,20 +11,10 @@ from liaison.referrals import services as referrals
 from liaison.referrals.models import Referral, ServiceLine, Status
 from liaison.referrals.services import ReferrerInfo
 from tests.conftest import make_npi
+from tests.referrals.conftest import PATIENT
 
 AS_OF = dt.date(2026, 6, 15)
 TZ = ZoneInfo("America/New_York")
-PATIENT = {
-    "patient_first_name": "Zelda",
-    "patient_last_name": "Quackenbush",
-    "patient_dob": dt.date(1961, 4, 2),
-    "patient_phone": "614-555-0199",
-    "patient_mrn": "MRN-778899",
-    "member_id": "XQZ123456789",
-    "reason": "Right knee osteoarthritis, failed injections",
-    "icd10_codes": "M17.11",
-    "payer": "Medicare",
-}
 
 
 def at(day: dt.date, hour: int = 10) -> dt.datetime:

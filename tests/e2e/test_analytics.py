@@ -5,7 +5,6 @@ import csv
 import re
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
 
 from liaison.accounts.demo import DEMO_PASSWORD, DEMO_USERS
@@ -29,9 +28,8 @@ def volume_figures(page) -> list[str]:
 
 
 def test_manager_drills_from_an_at_risk_referrer_to_its_referrals_and_a_liaison_sees_no_patient(
-    browser, live_server, tmp_path
+    browser, live_server, demo, tmp_path
 ):
-    call_command("demo_data")
     alert = CoolingAlert.objects.filter(cleared_on__isnull=True).order_by("p_value").first()
     assert alert is not None, "the demo history has referrers cooling off"
     patients = {r.patient_name for r in Referral.objects.filter(referring_provider=alert.provider)}
