@@ -73,12 +73,12 @@ def volume(
     request: HttpRequest,
     grain: Grain = Grain.MONTH,
     months: int = Query(12, ge=3, le=36),
-    site: int | None = None,
-    physician: int | None = None,
-    service_line: int | None = None,
+    site: int | None = Query(None, ge=1, le=2**63 - 1),
+    physician: int | None = Query(None, ge=1, le=2**63 - 1),
+    service_line: int | None = Query(None, ge=1, le=2**63 - 1),
     payer: str = "",
     specialty: str = "",
-    territory: int | None = None,
+    territory: int | None = Query(None, ge=1, le=2**63 - 1),
 ) -> dict[str, Any]:
     _reader(request)
     f = VolumeFilters(grain, months, site, physician, service_line, payer, specialty, territory)

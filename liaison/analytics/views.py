@@ -35,7 +35,8 @@ def analytics_required(view: Callable) -> Callable:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    """A positive id from the query string, or None (a huge number would overflow the database)."""
+    return int(value) if value and value.isdigit() and len(value) <= 18 else None
 
 
 def _date(value: str | None) -> date | None:

@@ -215,3 +215,11 @@ def test_the_refresh_and_digest_commands(network, capsys):
     assert "To: lee@example.org" in out and "Family averaged" in out and "1 digest printed" in out
     assert_no_phi(out)
     assert not mail.outbox
+
+
+def test_nonsense_filters_give_a_page_not_an_error(refreshed, client_for):
+    c = client_for("manager")
+    for query in ("site=99999999999999999999999", "period=2026-13-40&grain=month", "page=zz", "outcome=<x>"):
+        assert c.get(f"/analytics/referrals/?{query}").status_code == 200, query
+    assert c.get("/analytics/?months=abc&grain=year&site=-1").status_code == 200
+    assert c.get("/api/v1/analytics/volume?site=99999999999999999999999").status_code == 400  # docs/api.md
