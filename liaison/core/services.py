@@ -14,7 +14,11 @@ _NOT_AUDITED = {"created_at", "updated_at"}
 
 
 def audited_fields(model: type[models.Model]) -> list[str]:
-    return [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name not in _NOT_AUDITED]
+    return [
+        f.name
+        for f in model._meta.concrete_fields
+        if not f.primary_key and not f.generated and f.name not in _NOT_AUDITED
+    ]
 
 
 def save_with_audit(

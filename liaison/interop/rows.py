@@ -34,10 +34,15 @@ _SIMPLE = {
 }
 
 
+def _stored_fields(model: type[models.Model]) -> list[models.Field]:
+    """The columns an INSERT writes: the concrete fields but those the database generates."""
+    return [f for f in model._meta.concrete_fields if not f.generated]
+
+
 def _preparers(model: type[models.Model], pre_encrypted: bool) -> list[tuple[int, Callable[[Any], Any]]]:
     """(column index, how to prepare its value) for the columns that need more than the value."""
     out: list[tuple[int, Callable[[Any], Any]]] = []
-    for i, f in enumerate(model._meta.concrete_fields):
+    for i, f in enumerate(_stored_fields(model)):
         if isinstance(f, EncryptedTextField):
             if not pre_encrypted:
                 out.append((i, f.get_prep_value))
@@ -74,11 +79,12 @@ def reserve_ids(model: type[models.Model], n: int) -> list[int]:
 
 class Inserter:
     """The plain INSERT (COPY on PostgreSQL) of one model: rows are lists of values in the
-    order of its concrete fields (`values(obj)` makes one from an instance)."""
+    order of its stored fields (`values(obj)` makes one from an instance; generated columns are
+    the database's)."""
 
     def __init__(self, model: type[models.Model], *, pre_encrypted: bool = False) -> None:
         self.model = model
-        fields = model._meta.concrete_fields
+        fields = _stored_fields(model)
         self.index = {f.attname: i for i, f in enumerate(fields)}
         self.values_of = attrgetter(*(f.attname for f in fields))
         self.preparers = _preparers(model, pre_encrypted)

@@ -61,8 +61,10 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
     qs = Referral.objects.for_user(user)
     if f.view == "closed":
         qs = qs.exclude(status__in=OPEN_STATUSES)
+    elif f.view in ("", "open"):
+        qs = qs.filter(queue_rank__isnull=False)  # every open referral: the queue's own index
     else:
-        qs = qs.filter(status__in=OPEN_STATUSES)
+        qs = qs.filter(status__in=OPEN_STATUSES)  # narrower views read their own indexes
     if f.view == "mine":
         qs = qs.filter(assigned_to=user)
     elif f.view == "unassigned":
@@ -83,21 +85,23 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
         qs = qs.filter(urgency=f.urgency)
     if f.patient.strip():
         qs = qs.filter(patient_name_key=phi_index(f.patient))
-    qs = qs.annotate(
-        overdue=_open_breach(),
-        urgency_rank=Case(
+    qs = qs.annotate(overdue=_open_breach())
+    # Open referrals carry their urgency rank (`queue_rank`, indexed); ended ones are ranked here.
+    rank = (
+        Case(
             When(urgency=Urgency.STAT, then=Value(0)),
             When(urgency=Urgency.URGENT, then=Value(1)),
             default=Value(2),
             output_field=IntegerField(),
-        ),
+        ).asc()
+        if f.view == "closed"
+        else "queue_rank"
     )
     order = {
-        "urgency": ["urgency_rank", "received_at", "pk"],
         "oldest": ["received_at", "pk"],
         "newest": ["-received_at", "-pk"],
         "appointment": ["appointment_at", "received_at", "pk"],
-    }.get(f.sort, ["urgency_rank", "received_at", "pk"])
+    }.get(f.sort, [rank, "received_at", "pk"])
     return qs.select_related(
         "referring_provider",
         "referring_location",
