@@ -5,8 +5,8 @@
 
 For each database it generates its own data in a scratch database, then times, over repeated
 requests, the full page (middleware, auth, selector, template, audit row) and, as the baseline,
-the same database work without the page around it (the selector's count + the page slice, or the
-referral + its timeline). Prints p50/p95 in ms and the page/baseline ratio.
+the same database work without the page around it (the work queue's paginator: count and first
+page; or the referral + its timeline). Prints p50/p95 in ms and the page/baseline ratio.
 
 Generation writes rows in bulk. Patient fields hold real ciphertext (Fernet, same size as in
 use) drawn from a pool of pre-encrypted values, because encrypting 1M x 9 values one by one
@@ -265,9 +265,7 @@ def measure(n_requests: int, data: dict) -> list[tuple[str, list[float], list[fl
             assert response.status_code == 200
 
         def bare(view: str = view) -> None:
-            qs = selectors.work_queue(user, QueueFilters(view=view))
-            qs.count()
-            list(qs[:50])
+            list(selectors.queue_paginator(user, QueueFilters(view=view)).page(1).object_list)
 
         results.append((f"work queue ({view})", timed(page, n_requests), timed(bare, n_requests)))
     ids = iter(data["sample_ids"] * 10)

@@ -1,8 +1,24 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
+
+
+class IdsFirstPaginator(Paginator):
+    """Orders and slices the primary keys only, then fetches the page's rows by key (a "deferred
+    join"): when the order cannot come from an index, the database sorts narrow keys instead of
+    every matching row with all the columns and joins of the page."""
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = min(bottom + self.per_page, self.count)
+        ids = list(self.object_list.values_list("pk", flat=True)[bottom:top])
+        rows = {row.pk: row for row in self.object_list.order_by().filter(pk__in=ids)}
+        return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
 
 
 def paginate(request: HttpRequest, qs: QuerySet, per_page: int = 25) -> Page:

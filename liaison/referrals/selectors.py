@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.db.models import (
     Case,
     Count,
@@ -22,6 +23,7 @@ from django.db.models import (
 from django.http import Http404
 from django.utils import timezone
 
+from liaison.core.pagination import IdsFirstPaginator
 from liaison.core.phi import phi_index
 from liaison.referrals.models import OPEN_STATUSES, Referral, SlaBreach, Status, Urgency
 
@@ -110,6 +112,13 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
         "service_line",
         "assigned_to",
     ).order_by(*order)
+
+
+def queue_paginator(user: Any, f: QueueFilters, per_page: int = 50) -> Paginator:
+    """The work queue's pages. The default queue of open referrals is read in its index's order;
+    the other views sort the keys only, then fetch the page's rows (`IdsFirstPaginator`)."""
+    in_index_order = f.view in ("", "open") and f.sort == "urgency"
+    return (Paginator if in_index_order else IdsFirstPaginator)(work_queue(user, f), per_page)
 
 
 def _count(qs: QuerySet[Referral]) -> Subquery:

@@ -20,7 +20,6 @@ from django.views.decorators.http import require_POST
 
 from liaison.accounts.models import User
 from liaison.core.forms import apply_errors
-from liaison.core.pagination import paginate
 from liaison.core.phi import decrypt_bytes
 from liaison.directory.models import Provider
 from liaison.referrals import referback, selectors, services
@@ -70,7 +69,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         patient=data.get("patient", ""),
         sort=data.get("sort") or "urgency",
     )
-    page = paginate(request, selectors.work_queue(request.user, filters), 50)
+    page = selectors.queue_paginator(request.user, filters).get_page(request.GET.get("page"))
     services.record_phi_list(request.user, page.object_list)
     ctx = {
         "form": form,

@@ -216,6 +216,32 @@ def test_queue_query_count_does_not_grow(client_for, make_referral, django_asser
         c.get(reverse("referrals:queue"))
 
 
+def test_open_referrals_carry_their_urgency_rank_and_lose_it_when_they_end(make_referral):
+    stat, urgent, routine = (make_referral(urgency=u) for u in ("stat", "urgent", "routine"))
+    ranks = dict(Referral.objects.values_list("pk", "queue_rank"))
+    assert [ranks[r.pk] for r in (stat, urgent, routine)] == [0, 1, 2]
+    services.change_status(urgent, Status.DECLINED, actor="test", decline_reason="not_covered")
+    assert Referral.objects.get(pk=urgent.pk).queue_rank is None
+
+
+def test_every_queue_view_and_order_pages_through_the_same_referrals(make_referral, make_user):
+    from liaison.referrals.selectors import QUEUE_VIEWS, SORTS, QueueFilters, queue_paginator, work_queue
+
+    coordinator = make_user("coordinator")
+    made = [
+        make_referral(patient_last_name=f"Patient{i}", urgency=("routine", "urgent", "stat")[i % 3])
+        for i in range(8)
+    ]
+    services.change_status(made[1], Status.ACCEPTED, actor="test")
+    services.change_status(made[2], Status.DECLINED, actor="test", decline_reason="not_covered")
+    for view in QUEUE_VIEWS:
+        for sort in SORTS:
+            f = QueueFilters(view=view, sort=sort)
+            paginator = queue_paginator(coordinator, f, per_page=3)
+            paged = [r.pk for n in paginator.page_range for r in paginator.page(n).object_list]
+            assert paged == list(work_queue(coordinator, f).values_list("pk", flat=True)), (view, sort)
+
+
 def test_documents_are_served_decrypted_to_those_allowed(client_for, referral):
     c = client_for("coordinator")
     upload = c.post(reverse("referrals:upload", args=[referral.pk]), {"document": _pdf("fax.pdf")})
