@@ -242,7 +242,7 @@ class Referral(TimeStampedModel):
             ),
             # Referrals awaiting their first contact, counted and ordered from the index alone.
             models.Index(
-                fields=["status", "first_contact_at", "queue_rank", "received_at"],
+                fields=["status", "first_contact_at", "queue_rank", "received_at", "id"],
                 condition=models.Q(first_contact_at__isnull=True),
                 name="referral_not_contacted",
             ),
