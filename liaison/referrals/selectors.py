@@ -7,25 +7,21 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import (
-    Case,
     Count,
     Exists,
     F,
     Func,
-    IntegerField,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
-    Value,
-    When,
 )
 from django.http import Http404
 from django.utils import timezone
 
 from liaison.core.pagination import IdsFirstPaginator
 from liaison.core.phi import phi_index
-from liaison.referrals.models import OPEN_STATUSES, Referral, SlaBreach, Status, Urgency
+from liaison.referrals.models import OPEN_STATUSES, Referral, SlaBreach, Status, urgency_rank
 
 QUEUE_VIEWS = {
     "open": "All open",
@@ -37,6 +33,7 @@ QUEUE_VIEWS = {
     "to_match": "Referrer to match",
     "closed": "Closed or ended",
 }
+WHOLE_QUEUE = ("", "open")  # the views of every open referral, read through `queue_rank`'s index
 SORTS = {
     "urgency": "Urgency, then oldest",
     "oldest": "Oldest first",
@@ -63,7 +60,7 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
     qs = Referral.objects.for_user(user)
     if f.view == "closed":
         qs = qs.exclude(status__in=OPEN_STATUSES)
-    elif f.view in ("", "open"):
+    elif f.view in WHOLE_QUEUE:
         qs = qs.filter(queue_rank__isnull=False)  # every open referral: the queue's own index
     else:
         qs = qs.filter(status__in=OPEN_STATUSES)  # narrower views read their own indexes
@@ -89,16 +86,7 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
         qs = qs.filter(patient_name_key=phi_index(f.patient))
     qs = qs.annotate(overdue=_open_breach())
     # Open referrals carry their urgency rank (`queue_rank`, indexed); ended ones are ranked here.
-    rank = (
-        Case(
-            When(urgency=Urgency.STAT, then=Value(0)),
-            When(urgency=Urgency.URGENT, then=Value(1)),
-            default=Value(2),
-            output_field=IntegerField(),
-        ).asc()
-        if f.view == "closed"
-        else "queue_rank"
-    )
+    rank = urgency_rank().asc() if f.view == "closed" else "queue_rank"
     order = {
         "oldest": ["received_at", "pk"],
         "newest": ["-received_at", "-pk"],
@@ -117,7 +105,7 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
 def queue_paginator(user: Any, f: QueueFilters, per_page: int = 50) -> Paginator:
     """The work queue's pages. The default queue of open referrals is read in its index's order;
     the other views sort the keys only, then fetch the page's rows (`IdsFirstPaginator`)."""
-    in_index_order = f.view in ("", "open") and f.sort == "urgency"
+    in_index_order = f.view in WHOLE_QUEUE and f.sort == "urgency"
     return (Paginator if in_index_order else IdsFirstPaginator)(work_queue(user, f), per_page)
 
 
