@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from liaison.audit.services import record
 from liaison.core.jobs import Progress
-from liaison.interop.rows import Blueprint, Inserter, insert_rows
+from liaison.interop.rows import Inserter
 from liaison.interop.tabular import BuiltRow, MappingSpec, RowBuilder, read_table
 from liaison.referrals.models import Channel, DeclineReason, EventKind, Referral, ReferralEvent, Status
 from liaison.referrals.services import _actor_label
@@ -144,7 +144,6 @@ def import_table(
                     actor=actor,
                     label=label,
                     result=result,
-                    encrypted=workers > 0,
                 )
                 if result.created >= max(10_000, 4 * analyzed_at):
                     _analyze()
@@ -198,32 +197,31 @@ def _tell_outreach(first_id: int | None, last_id: int | None, actor: Any) -> Non
             record_first_referral(practice, when=row["first"], actor=actor)
 
 
-def _write(rows: list[BuiltRow], *, actor: Any, label: str, result: ImportResult, encrypted: bool) -> None:
+def _write(rows: list[BuiltRow], *, actor: Any, label: str, result: ImportResult) -> None:
     """Insert the rows' referrals, their "received" history rows (one INSERT … SELECT) and the
     history rows of an imported status."""
     if not rows:
         return
-    inserter = Inserter(Referral, pre_encrypted=encrypted)
-    values = [b.values if b.values is not None else inserter.values(b.referral) for b in rows]
-    appointment = inserter.index["appointment_at"]
-    # Read before insert() prepares the values (on SQLite it turns times into text).
-    appointments = [row[appointment] for row in values]
-    ids = inserter.insert(values)
+    inserter = Inserter(Referral)
+    prepared = rows[0].values is not None  # built by worker processes: values ready to insert
+    values = [b.values for b in rows] if prepared else [inserter.values(b.referral) for b in rows]
+    ids = inserter.insert(values, prepared=prepared)
     user_id = getattr(actor, "pk", None)
     actor_label = _actor_label(actor)
     _received_events(ids, user_id, actor_label, {"channel": Channel.IMPORT, "import": label})
     now = timezone.now()
+    event_rows = Inserter(ReferralEvent)
     events = []
-    for b, pk, appointment_at in zip(rows, ids, appointments, strict=True):
+    for b, pk in zip(rows, ids, strict=True):
         if not b.imported_status:
             continue
         data: dict[str, Any] = {"imported": True}
-        if appointment_at:
-            data["appointment_at"] = appointment_at.isoformat()
+        if b.appointment_at:
+            data["appointment_at"] = b.appointment_at.isoformat()
         if b.imported_status == Status.DECLINED:
             data["decline_reason"] = DeclineReason.OTHER
         events.append(
-            _EVENT.new(
+            event_rows.row(
                 {
                     "referral_id": pk,
                     "kind": EventKind.STATUS,
@@ -236,7 +234,7 @@ def _write(rows: list[BuiltRow], *, actor: Any, label: str, result: ImportResult
                 }
             )
         )
-    insert_rows(ReferralEvent, events)
+    event_rows.insert(events)
     result.created += len(ids)
     result.first_id = min(ids[0], result.first_id or ids[0])
     result.last_id = max(ids[-1], result.last_id or 0)
@@ -268,6 +266,3 @@ def _received_events(ids: list[int], user_id: int | None, actor_label: str, data
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [user_id, actor_label, EventKind.STATUS, Status.RECEIVED, json_data, *ids])
-
-
-_EVENT = Blueprint(ReferralEvent)

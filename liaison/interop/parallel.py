@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -35,32 +36,59 @@ _SETTINGS = ("PHI_KEYS", "PHI_INDEX_KEY", "TIME_ZONE", "USE_TZ")
 
 def worker_count(total: int | None) -> int:
     """Worker processes worth starting for this many rows (0: build in this process). Only
-    when the CPUs are mostly idle (1-minute load average): on a busy machine more processes
-    only add contention (measured: slower than one process)."""
+    when at least 1.5 CPUs are idle right now: on a busy machine more processes only add
+    contention (measured: slower than one process)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if not total or total < PARALLEL_MIN_ROWS or cpus < 2:
         return 0
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    idle = cpus - busy
+    idle = idle_cpus(cpus)
     return min(cpus, MAX_WORKERS, max(2, round(idle))) if idle >= 1.5 else 0
 
 
-def encrypt_in_place(referral: Any) -> None:
-    """Replace the patient fields by their ciphertext, ready for insert_rows(pre_encrypted=True),
-    and drop the related objects cached for validation (the ids stay) so little travels back."""
-    from liaison.core.phi import EncryptedTextField
+def idle_cpus(cpus: int, sample: float = 0.3) -> float:
+    """How many CPUs were idle over the last `sample` seconds (Linux: /proc/stat). Elsewhere,
+    the CPU count minus the 1-minute load average, which on Linux also counts tasks waiting
+    for the disk and kernel threads (a machine doing nothing showed 0.9)."""
+    try:
+        first = _cpu_times()
+        time.sleep(sample)
+        second = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        return cpus - busy
+    total = sum(second) - sum(first)
+    if total <= 0:
+        return float(cpus)
+    idle = (second[3] + second[4]) - (first[3] + first[4])  # idle + iowait
+    return (idle / total) * os.cpu_count() if os.cpu_count() else 0.0
 
-    for f in type(referral)._meta.concrete_fields:
-        if isinstance(f, EncryptedTextField):
-            referral.__dict__[f.attname] = f.get_prep_value(referral.__dict__[f.attname])
-    referral._state.fields_cache = {}
+
+def _cpu_times() -> list[int]:
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = f.readline().split()
+    if fields[0] != "cpu":
+        raise ValueError("/proc/stat")
+    return [int(x) for x in fields[1:]]
+
+
+def as_values(built: list[BuiltRow]) -> list[BuiltRow]:
+    """Each good row's referral replaced by its column values, encrypted and adapted for the
+    database (Inserter.prepare), so that the main process only inserts them."""
+    from liaison.interop.rows import Inserter
+    from liaison.referrals.models import Referral
+
+    inserter = Inserter(Referral)
+    for b in built:
+        if b.referral is not None:
+            b.values, b.referral = inserter.prepare(inserter.values(b.referral)), None
+    return built
 
 
 def build_in_workers(
     builder: RowBuilder, chunks: Iterable[list[tuple[int, list[Any]]]], workers: int
 ) -> Iterator[list[BuiltRow]]:
     """The chunks, built by `workers` processes and classified here, in the order they came;
-    rows come back encrypted. Falls back to this process if the pool cannot start."""
+    rows come back as values ready to insert (as_values). Falls back to this process if the pool cannot start."""
     # Pickled here, unpickled by the worker once Django is set up (it holds model instances).
     state = pickle.dumps(
         {"spec": builder.spec, "headers": builder.headers, "tables": builder.tables, "now": builder.now}
@@ -83,7 +111,7 @@ def build_in_workers(
     try:
         for chunk in chunks:
             to_build, known = builder.split_known(chunk)
-            future = pool.submit(workers_module.build, to_build, builder.providers_for(to_build))
+            future = pool.submit(workers_module.build, to_build, builder.referrer_ids(to_build))
             pending.append((future, known))
             if len(pending) >= 2 * workers:
                 future, known = pending.popleft()
@@ -101,8 +129,4 @@ def build_in_workers(
 
 def _here(builder: RowBuilder, chunks: Iterable[list[tuple[int, list[Any]]]]) -> Iterator[list[BuiltRow]]:
     for chunk in chunks:
-        built = builder.build_chunk(chunk)
-        for b in built:
-            if b.referral is not None:
-                encrypt_in_place(b.referral)
-        yield built
+        yield as_values(builder.build_chunk(chunk))

@@ -39,13 +39,12 @@ def _stored_fields(model: type[models.Model]) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not f.generated]
 
 
-def _preparers(model: type[models.Model], pre_encrypted: bool) -> list[tuple[int, Callable[[Any], Any]]]:
+def _preparers(model: type[models.Model]) -> list[tuple[int, Callable[[Any], Any]]]:
     """(column index, how to prepare its value) for the columns that need more than the value."""
     out: list[tuple[int, Callable[[Any], Any]]] = []
     for i, f in enumerate(_stored_fields(model)):
         if isinstance(f, EncryptedTextField):
-            if not pre_encrypted:
-                out.append((i, f.get_prep_value))
+            out.append((i, f.get_prep_value))
         elif f.get_internal_type() == "DateTimeField":
             out.append((i, partial(_adapt_datetime, connection.ops.adapt_datetimefield_value)))
         elif f.get_internal_type() not in _SIMPLE:
@@ -80,19 +79,26 @@ def reserve_ids(model: type[models.Model], n: int) -> list[int]:
 class Inserter:
     """The plain INSERT (COPY on PostgreSQL) of one model: rows are lists of values in the
     order of its stored fields (`values(obj)` makes one from an instance; generated columns are
-    the database's)."""
+    the database's). `prepare` encrypts and adapts a row's values; it needs no connection, so
+    the import's worker processes run it and the main process only inserts."""
 
-    def __init__(self, model: type[models.Model], *, pre_encrypted: bool = False) -> None:
+    def __init__(self, model: type[models.Model]) -> None:
         self.model = model
         fields = _stored_fields(model)
         self.index = {f.attname: i for i, f in enumerate(fields)}
         self.values_of = attrgetter(*(f.attname for f in fields))
-        self.preparers = _preparers(model, pre_encrypted)
         self.pk_index = self.index[model._meta.pk.attname]
         self.auto_times = [
             i
             for i, f in enumerate(fields)
             if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+        ]
+        self.preparers = [
+            (i, p) for i, p in _preparers(model) if i not in self.auto_times and i != self.pk_index
+        ]
+        self.defaults = [
+            (f.attname, f.default if f.has_default() else (None if f.null else f.get_default()))
+            for f in fields
         ]
         qn = connection.ops.quote_name
         self.table, self.columns = qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields)
@@ -101,20 +107,35 @@ class Inserter:
     def values(self, obj: Any) -> list[Any]:
         return list(self.values_of(obj))
 
-    def insert(self, rows: list[list[Any]]) -> list[int]:
-        """Give the rows ids (returned) and created/updated times, prepare and insert them."""
+    def row(self, values: dict[str, Any]) -> list[Any]:
+        """A row from field values by attname, the model's defaults for the others (no
+        instance: what an INSERT needs, for a fraction of the cost)."""
+        return [
+            values[name] if name in values else (default() if callable(default) else default)
+            for name, default in self.defaults
+        ]
+
+    def prepare(self, row: list[Any]) -> list[Any]:
+        """The row's values as the database takes them (patient fields encrypted), in place."""
+        for i, prepare in self.preparers:
+            row[i] = prepare(row[i])
+        return row
+
+    def insert(self, rows: list[list[Any]], *, prepared: bool = False) -> list[int]:
+        """Give the rows ids (returned) and created/updated times, prepare them (unless
+        `prepared`) and insert them."""
         if not rows:
             return []
         assert transaction.get_connection().in_atomic_block, "inserts run inside a transaction"
         now = connection.ops.adapt_datetimefield_value(timezone.now())  # prepared once for all rows
         ids = reserve_ids(self.model, len(rows))
-        auto, preparers = self.auto_times, [(i, p) for i, p in self.preparers if i not in self.auto_times]
+        auto = self.auto_times
         for row, pk in zip(rows, ids, strict=True):
             row[self.pk_index] = pk
             for i in auto:
                 row[i] = now
-            for i, prepare in preparers:
-                row[i] = prepare(row[i])
+            if not prepared:
+                self.prepare(row)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 # COPY: one statement for all the rows (INSERTs sent with client-side binding are
@@ -128,10 +149,9 @@ class Inserter:
         return ids
 
 
-def insert_rows(model: type[models.Model], objs: list[Any], *, pre_encrypted: bool = False) -> None:
-    """INSERT unsaved instances, which get their ids. `pre_encrypted`: their encrypted fields
-    already hold the ciphertext (parallel.encrypt_in_place)."""
-    inserter = Inserter(model, pre_encrypted=pre_encrypted)
+def insert_rows(model: type[models.Model], objs: list[Any]) -> None:
+    """INSERT unsaved instances, which get their ids."""
+    inserter = Inserter(model)
     pk_name = model._meta.pk.attname
     for obj, pk in zip(objs, inserter.insert([inserter.values(o) for o in objs]), strict=True):
         setattr(obj, pk_name, pk)

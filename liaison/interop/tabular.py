@@ -435,7 +435,9 @@ class BuiltRow:
     key: str = ""
     outcome: str = "new"  # new, existing (already imported), duplicate (earlier row), error
     imported_status: str = ""
-    # Built in a worker process: the referral's column values (encrypted), instead of `referral`.
+    appointment_at: dt.datetime | None = None  # with an imported status
+    # The referral's column values, encrypted and ready to insert, instead of `referral`
+    # (parallel.as_values).
     values: list[Any] | None = None
 
     @property
@@ -503,6 +505,9 @@ class RowBuilder:
         self.sites, self.physicians = self.tables.sites, self.tables.physicians
         self.service_lines = self.tables.service_lines
         self.blueprint = Blueprint(Referral)
+        # Referring providers by NPI, looked up once per import (None: not in the directory);
+        # a practice's export names the same few thousand referrers again and again.
+        self.referrers: dict[str, tuple[Provider, Location | None] | None] = {}
 
     def extract(self, row: list[Any]) -> dict[str, Any]:
         """The mapped cells of a row: text stripped, Excel dates and times kept as such."""
@@ -554,18 +559,31 @@ class RowBuilder:
         if column is None:
             return {}
         npis = {str(r[column]).strip() for _, r in rows if column < len(r)} - {""}
-        providers: dict[str, tuple[Provider, Location | None]] = {}
-        if npis:
+        known = self.referrers
+        if unknown := npis - known.keys():
+            for npi in unknown:
+                known[npi] = None  # not in the directory, unless found below
             # exclude(npi=""): the partial unique index's condition, so that it is used.
-            for p in Provider.objects.filter(npi__in=npis).exclude(npi="").prefetch_related("locations"):
+            for p in Provider.objects.filter(npi__in=unknown).exclude(npi="").prefetch_related("locations"):
                 locations = list(p.locations.all())
-                providers[p.npi] = (p, locations[0] if len(locations) == 1 else None)
-        return providers
+                known[p.npi] = (p, locations[0] if len(locations) == 1 else None)
+        return {npi: found for npi in npis if (found := known[npi]) is not None}
+
+    def referrer_ids(self, rows: list[tuple[int, list[Any]]]) -> dict[str, tuple[int, int | None]]:
+        """providers_for as ids, for a worker process (model instances are slow to pickle:
+        ~600 providers took 86 ms a chunk, longer than building the rows)."""
+        return {
+            npi: (provider.pk, location.pk if location is not None else None)
+            for npi, (provider, location) in self.providers_for(rows).items()
+        }
 
     def classify(self, built: list[BuiltRow], known: list[BuiltRow] = ()) -> list[BuiltRow]:
         """New, already imported (its key is in the database), repeated in the file, or error;
         `known`: rows already found imported (split_known), merged back in file order."""
-        existing = self._existing([b.key for b in built if b.key and b.ok])
+        # With a referral id column, split_known already asked which ids are imported; a key
+        # imported since then was imported by this import, and seen_keys has it.
+        by_id = "row_id" in self.index
+        existing = set() if by_id else self._existing([b.key for b in built if b.key and b.ok])
         if known:
             built = sorted([*built, *known], key=lambda b: b.number)
         for b in built:
@@ -586,9 +604,7 @@ class RowBuilder:
                 self.seen_keys[b.key] = b.number
         return built
 
-    def build(
-        self, number: int, row: list[Any], providers: dict[str, tuple[Provider, Location | None]]
-    ) -> BuiltRow:
+    def build(self, number: int, row: list[Any], providers: dict[str, tuple[Any, Any]]) -> BuiltRow:
         out = BuiltRow(number)
         errors = out.errors
         v = self.extract(row)
@@ -654,7 +670,13 @@ class RowBuilder:
             fax=text(v.get("referring_fax", ""))[:30],
             practice=text(v.get("referring_practice", ""))[:200],
         )
+        # The referring provider and its single office: instances (providers_for) or ids (referrer_ids).
         provider, location = providers.get(npi, (None, None))
+        if isinstance(provider, int):
+            provider_id, location_id, provider, location = provider, location, None, None
+        else:
+            provider_id = provider.pk if provider is not None else None
+            location_id = location.pk if location is not None else None
         referral = self.blueprint.new(
             {
                 "patient_first_name": first[:100],
@@ -669,7 +691,9 @@ class RowBuilder:
                 "icd10_codes": ", ".join(dict.fromkeys(codes)),
                 "urgency": urgency or Urgency.ROUTINE,
                 "channel": Channel.IMPORT,
-                "referrer_to_match": provider is None,
+                "referring_provider_id": provider_id,
+                "referring_location_id": location_id,
+                "referrer_to_match": provider_id is None,
                 "referrer_as_received": info.as_dict(),
                 "received_at": received_at,
                 "source_system": self.spec.source_system,
@@ -700,7 +724,7 @@ class RowBuilder:
         referral.external_id = out.key
         if status != Status.RECEIVED:
             _apply_imported_status(referral, status, appointment_at, self.now)
-            out.imported_status = status
+            out.imported_status, out.appointment_at = status, appointment_at
         elif appointment_at is not None:
             referral.appointment_at = appointment_at
         out.referral = referral

@@ -1,10 +1,12 @@
 """Patient data is ciphertext in the database and on disk; keys rotate without losing anything."""
 
+import base64
 import shutil
 import subprocess
 
 import pytest
 from cryptography.fernet import Fernet
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
@@ -115,3 +117,28 @@ def test_a_missing_key_is_a_clear_error_not_garbage(referral):
         pytest.raises(PhiKeyError, match="PHI_KEYS"),
     ):
         Referral.objects.get(pk=referral.pk)
+
+
+def test_values_written_in_the_older_fernet_format_still_read_and_rotation_rewrites_them(referral):
+    key = django_settings.PHI_KEYS[0]
+    old_token = Fernet(key.encode()).encrypt(b"Quackenbush").decode()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE referrals_referral SET patient_last_name = %s WHERE id = %s", [old_token, referral.pk]
+        )
+    assert Referral.objects.get(pk=referral.pk).patient_last_name == "Quackenbush"
+    call_command("phi", "rotate")
+    rotated = _raw_column(referral.pk)
+    assert rotated != old_token and not rotated.startswith("gAAAAA")  # the current format
+    assert decrypt_text(rotated) == "Quackenbush"
+    assert Referral.objects.get(pk=referral.pk).patient_last_name == "Quackenbush"
+
+
+def test_tampered_ciphertext_is_refused_not_decrypted_to_garbage(referral):
+    token = _raw_column(referral.pk)
+    blob = bytearray(base64.urlsafe_b64decode(token))
+    blob[-1] ^= 1
+    with pytest.raises(PhiKeyError):
+        decrypt_text(base64.urlsafe_b64encode(bytes(blob)).decode())
+    with pytest.raises(PhiKeyError):
+        decrypt_text("not a token at all")
