@@ -8,7 +8,7 @@ requests, the full page (middleware, auth, selector, template, audit row) and, a
 the same database work without the page around it (the work queue's paginator: count and first
 page; or the referral + its timeline). Prints p50/p95 in ms and the page/baseline ratio.
 
-Generation writes rows in bulk. Patient fields hold real ciphertext (Fernet, same size as in
+Generation writes rows in bulk. Patient fields hold real ciphertext (AES-GCM, same size as in
 use) drawn from a pool of pre-encrypted values, because encrypting 1M x 9 values one by one
 would take minutes and measures nothing about the pages.
 """
