@@ -440,3 +440,20 @@ def test_worker_processes_build_the_same_referrals_as_the_main_process(mapping, 
     assert zelda.referring_provider == referring_provider and zelda.patient_key
     assert Referral.objects.get(external_id="R-2").status == Status.SCHEDULED
     assert import_table(csv_file(*rows), "csv", spec(mapping), actor="test", workers=2).existing == 303
+
+
+@pytest.mark.parametrize(
+    ("rows", "busy_share", "expected"),
+    [(100_000, 0.0, 2), (100_000, 0.5, 0), (100_000, 0.2, 2), (5_000, 0.0, 0)],
+)
+def test_worker_processes_start_only_for_large_files_on_idle_cpus(monkeypatch, rows, busy_share, expected):
+    from liaison.interop import parallel
+
+    # cpu user nice system idle iowait ...: two readings 0.3 s apart on a machine with 2 CPUs
+    readings = iter([[0, 0, 0, 0, 0], [int(200 * busy_share), 0, 0, int(200 * (1 - busy_share)), 0]])
+    monkeypatch.setattr(parallel, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(parallel.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+
+    assert parallel.worker_count(rows) == expected
