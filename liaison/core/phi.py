@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import hmac
 import os
 import re
@@ -155,7 +156,14 @@ def phi_index(*parts: object) -> str:
     message = "|".join(normalise(str(p)) if not isinstance(p, dt.date) else p.isoformat() for p in parts)
     if not message.strip("|"):
         return ""
-    return hmac.digest(settings.PHI_INDEX_KEY.encode(), message.encode(), "sha256").hex()[:40]
+    mac = _index_mac(settings.PHI_INDEX_KEY).copy()  # keyed once: a copy is cheaper than a new key
+    mac.update(message.encode())
+    return mac.hexdigest()[:40]
+
+
+@lru_cache(maxsize=4)
+def _index_mac(key: str) -> hmac.HMAC:
+    return hmac.new(key.encode(), digestmod=hashlib.sha256)
 
 
 class EncryptedTextField(models.TextField):
@@ -169,10 +177,13 @@ class EncryptedTextField(models.TextField):
         return decrypt_text(value)
 
     def get_prep_value(self, value: Any) -> Any:
-        value = super().get_prep_value(value)
-        if value in (None, ""):
+        return self.ciphertext(super().get_prep_value(value))
+
+    def ciphertext(self, value: Any) -> Any:
+        """The stored form of a plain value (str, or a date: its ISO form); None and "" stay."""
+        if value is None or value == "":
             return value
-        return encrypt_text(str(value))
+        return encrypt_text(value if isinstance(value, str) else str(value))
 
     def get_lookup(self, lookup_name: str) -> Any:
         if lookup_name not in ("isnull", "exact"):

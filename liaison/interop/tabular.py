@@ -22,12 +22,13 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 
 from liaison.core.phi import normalise, phi_index
 from liaison.directory.models import Location, Provider
 from liaison.interop.incoming import ICD10_RE
-from liaison.interop.rows import Blueprint
+from liaison.interop.rows import Blueprint, in_list
 from liaison.referrals import services as referrals
 from liaison.referrals.models import Channel, Referral, ServiceLine, Status, Urgency
 from liaison.referrals.services import ReferrerInfo
@@ -544,14 +545,20 @@ class RowBuilder:
         return [(n, r) for n, r in rows if ids.get(n) not in existing], known
 
     def _existing(self, keys: list[str]) -> set[str]:
-        # exclude(external_id=""): the condition of the partial unique index, without which
-        # SQLite and PostgreSQL (for long IN lists) do not use it and scan the table.
-        return set(
-            Referral.objects.filter(source_system=self.spec.source_system, external_id__in=keys)
-            .exclude(external_id="")
-            .order_by()
-            .values_list("external_id", flat=True)
+        """The keys already imported from this source. `NOT (external_id = '')`: the condition
+        of the partial unique index, without which SQLite (and PostgreSQL for long lists) does
+        not use it and scans the table."""
+        if not keys:
+            return set()
+        qn = connection.ops.quote_name
+        condition, params = in_list(qn("external_id"), keys)
+        sql = (
+            f"SELECT {qn('external_id')} FROM {qn(Referral._meta.db_table)} "  # noqa: S608 (names)
+            f"WHERE {qn('source_system')} = %s AND {condition} AND NOT ({qn('external_id')} = '')"
         )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.spec.source_system, *params])
+            return {row[0] for row in cursor.fetchall()}
 
     def providers_for(self, rows: list[tuple[int, list[Any]]]) -> dict[str, tuple[Provider, Location | None]]:
         """The directory's providers for the referring NPIs of these rows (and their office when single)."""
@@ -705,7 +712,7 @@ class RowBuilder:
             service_line=service_line,
         )
         try:
-            referrals.validate_new_referral(referral, exclude=BULK_CHECKED, unique=False)
+            referrals.validate_new_referral(referral, exclude=BULK_CHECKED, unique=False, today=self.today)
         except ValidationError as exc:
             for name, messages in exc.message_dict.items():
                 if name == "patient_dob" and dob is None and raw_dob != "":

@@ -175,7 +175,7 @@ class Referral(TimeStampedModel):
     referring_location = models.ForeignKey(
         "directory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="referrals_sent"
     )
-    referrer_to_match = models.BooleanField(default=False, db_index=True)
+    referrer_to_match = models.BooleanField(default=False)  # indexed where true: "referral_to_match"
     referrer_as_received = models.JSONField(
         default=dict,
         blank=True,

@@ -89,7 +89,7 @@ def _index(referral: Referral) -> None:
     referral.mrn_key = phi_index(referral.patient_mrn) if referral.patient_mrn else ""
 
 
-def _clean_patient(referral: Referral) -> None:
+def _clean_patient(referral: Referral, today: dt.date | None = None) -> None:
     errors: dict[str, list[str]] = {}
     for field in ("patient_first_name", "patient_last_name"):
         if not (getattr(referral, field) or "").strip():
@@ -99,7 +99,7 @@ def _clean_patient(referral: Referral) -> None:
     dob = referral.patient_dob
     if not dob:
         errors["patient_dob"] = ["Required."]
-    elif isinstance(dob, dt.date) and not (dt.date(1900, 1, 1) <= dob <= timezone.localdate()):
+    elif isinstance(dob, dt.date) and not (dt.date(1900, 1, 1) <= dob <= (today or timezone.localdate())):
         errors["patient_dob"] = ["A date of birth between 1900 and today."]
     if referral.patient_phone:
         try:
@@ -194,10 +194,13 @@ def find_duplicates(
     return list(qs.order_by("-received_at"))
 
 
-def validate_new_referral(referral: Referral, *, exclude: Iterable[str] = (), unique: bool = True) -> None:
+def validate_new_referral(
+    referral: Referral, *, exclude: Iterable[str] = (), unique: bool = True, today: dt.date | None = None
+) -> None:
     """Normalise and check a new, unsaved referral (intake, and the bulk file import, which
-    checks related rows and identifiers for many rows at once: it excludes them and unique=False)."""
-    _clean_patient(referral)
+    checks related rows and identifiers for many rows at once: it excludes them and unique=False,
+    and gives today's date once for all its rows)."""
+    _clean_patient(referral, today)
     _index(referral)
     referral.full_clean(
         exclude=["patient_key", "patient_name_key", *exclude],
