@@ -38,7 +38,8 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="") or _generated_secret(
     "secret_key", lambda: secrets.token_urlsafe(64)
 )
-# Fernet keys that encrypt patient data at rest; the first encrypts, all decrypt (rotation).
+# Keys (32 random bytes, URL-safe base64: the Fernet key format) from which the keys that encrypt
+# patient data at rest are derived; the first encrypts, all decrypt (rotation).
 PHI_KEYS = env.list("PHI_KEYS", default=[]) or _generated_secret(
     "phi_keys", lambda: Fernet.generate_key().decode()
 ).split(",")

@@ -1,11 +1,11 @@
 """Building rows in worker processes, for large imports.
 
 Per row, most of the time goes to pure computation: parsing, the intake checks, the blind
-indexes and encrypting the patient fields (Fernet, about 8 µs a field). Worker processes do that
-for chunks of rows while the main process reads the file, asks the database (referrers, rows
-already imported) and inserts. Workers never touch the database: they get our sites, physicians
-and service lines once, the referrers of each chunk with it, and the main process's encryption
-keys (so that they encrypt exactly as the main process would). Processes are spawned, not
+indexes, encrypting the patient fields and adapting the values for the database. Worker
+processes do that for chunks of rows while the main process reads the file, asks the database
+(referrers, rows already imported) and inserts. Workers never touch the database: they get our
+sites, physicians and service lines once, the ids of each chunk's referrers with it, and the
+main process's encryption keys (so that they encrypt exactly as the main process would). Processes are spawned, not
 forked: a fork would share the main process's database connection.
 """
 
@@ -88,7 +88,8 @@ def build_in_workers(
     builder: RowBuilder, chunks: Iterable[list[tuple[int, list[Any]]]], workers: int
 ) -> Iterator[list[BuiltRow]]:
     """The chunks, built by `workers` processes and classified here, in the order they came;
-    rows come back as values ready to insert (as_values). Falls back to this process if the pool cannot start."""
+    rows come back as values ready to insert (as_values). Falls back to this process if the
+    pool cannot start."""
     # Pickled here, unpickled by the worker once Django is set up (it holds model instances).
     state = pickle.dumps(
         {"spec": builder.spec, "headers": builder.headers, "tables": builder.tables, "now": builder.now}

@@ -475,7 +475,7 @@ def update_referral(referral: Referral, *, actor: Any, **fields: Any) -> Referra
 def attach_document(
     referral: Referral, *, actor: Any, name: str, content: bytes, content_type: str
 ) -> ReferralDocument:
-    """Store a document encrypted (the file on disk is a Fernet token, its name reveals nothing)."""
+    """Store a document encrypted (the file on disk is ciphertext, its name reveals nothing)."""
     if not content:
         raise ValidationError({"file": ["The file is empty."]})
     if len(content) > MAX_DOCUMENT_BYTES:
