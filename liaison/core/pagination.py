@@ -16,9 +16,14 @@ class IdsFirstPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = min(bottom + self.per_page, self.count)
-        ids = list(self.object_list.values_list("pk", flat=True)[bottom:top])
-        rows = {row.pk: row for row in self.object_list.order_by().filter(pk__in=ids)}
-        return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
+        return self._get_page(ids_first(self.object_list, bottom, top), number, self)
+
+
+def ids_first(qs: QuerySet, start: int, stop: int) -> list[Any]:
+    """`list(qs[start:stop])`, by sorting and slicing the keys first, then fetching those rows."""
+    ids = list(qs.values_list("pk", flat=True)[start:stop])
+    rows = {row.pk: row for row in qs.order_by().filter(pk__in=ids)}
+    return [rows[pk] for pk in ids if pk in rows]
 
 
 def paginate(request: HttpRequest, qs: QuerySet, per_page: int = 25) -> Page:

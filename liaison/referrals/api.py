@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import PageNumberPagination, paginate
 
+from liaison.core.pagination import ids_first
 from liaison.referrals import selectors, services
 from liaison.referrals.models import Referral
 from liaison.referrals.models import Status as ReferralStatus
@@ -145,15 +146,16 @@ def list_referrals(request: HttpRequest, filters: Query[QueueQuery]) -> QuerySet
     user = _phi_user(request)
     if filters.view not in selectors.QUEUE_VIEWS:
         raise ValidationError({"view": [f"One of: {', '.join(selectors.QUEUE_VIEWS)}."]})
-    qs = selectors.work_queue(user, selectors.QueueFilters(**filters.dict()))
-    return _AuditedPage(qs, user)
+    f = selectors.QueueFilters(**filters.dict())
+    return _AuditedPage(selectors.work_queue(user, f), user, keys_first=not selectors.in_index_order(f))
 
 
 class _AuditedPage:
-    """Lets the paginator slice the queryset, then audits exactly the referrals returned."""
+    """Lets the paginator slice the queryset (sorting the keys first where no index gives the
+    order, as the queue page does), then audits exactly the referrals returned."""
 
-    def __init__(self, qs: QuerySet[Referral], user: Any) -> None:
-        self.qs, self.user = qs, user
+    def __init__(self, qs: QuerySet[Referral], user: Any, *, keys_first: bool) -> None:
+        self.qs, self.user, self.keys_first = qs, user, keys_first
 
     def count(self) -> int:
         return self.qs.count()
@@ -162,7 +164,10 @@ class _AuditedPage:
         return self.count()
 
     def __getitem__(self, item: slice) -> list[Referral]:
-        rows = list(self.qs[item])
+        if self.keys_first:
+            rows = ids_first(self.qs, item.start or 0, item.stop)
+        else:
+            rows = list(self.qs[item])
         services.record_phi_list(self.user, rows, "api_list")
         return rows
 

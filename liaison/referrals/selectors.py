@@ -102,11 +102,15 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
     ).order_by(*order)
 
 
+def in_index_order(f: QueueFilters) -> bool:
+    """Whether the database reads this view of the queue in an index's order (the default queue
+    of open referrals); the others are paged by sorting their keys first (`ids_first`)."""
+    return f.view in WHOLE_QUEUE and f.sort == "urgency"
+
+
 def queue_paginator(user: Any, f: QueueFilters, per_page: int = 50) -> Paginator:
-    """The work queue's pages. The default queue of open referrals is read in its index's order;
-    the other views sort the keys only, then fetch the page's rows (`IdsFirstPaginator`)."""
-    in_index_order = f.view in WHOLE_QUEUE and f.sort == "urgency"
-    return (Paginator if in_index_order else IdsFirstPaginator)(work_queue(user, f), per_page)
+    """The work queue's pages (see in_index_order)."""
+    return (Paginator if in_index_order(f) else IdsFirstPaginator)(work_queue(user, f), per_page)
 
 
 def _count(qs: QuerySet[Referral]) -> Subquery:

@@ -224,10 +224,11 @@ def test_open_referrals_carry_their_urgency_rank_and_lose_it_when_they_end(make_
     assert Referral.objects.get(pk=urgent.pk).queue_rank is None
 
 
-def test_every_queue_view_and_order_pages_through_the_same_referrals(make_referral, make_user):
+def test_every_queue_view_and_order_pages_through_the_same_referrals(make_referral, make_user, client):
     from liaison.referrals.selectors import QUEUE_VIEWS, SORTS, QueueFilters, queue_paginator, work_queue
 
     coordinator = make_user("coordinator")
+    client.force_login(coordinator)
     made = [
         make_referral(patient_last_name=f"Patient{i}", urgency=("routine", "urgent", "stat")[i % 3])
         for i in range(8)
@@ -239,7 +240,16 @@ def test_every_queue_view_and_order_pages_through_the_same_referrals(make_referr
             f = QueueFilters(view=view, sort=sort)
             paginator = queue_paginator(coordinator, f, per_page=3)
             paged = [r.pk for n in paginator.page_range for r in paginator.page(n).object_list]
-            assert paged == list(work_queue(coordinator, f).values_list("pk", flat=True)), (view, sort)
+            expected = list(work_queue(coordinator, f).values_list("pk", flat=True))
+            assert paged == expected, (view, sort)
+            api = [
+                r["id"]
+                for page in (1, 2, 3)
+                for r in client.get(
+                    "/api/v1/referrals", {"view": view, "sort": sort, "page": page, "page_size": 3}
+                ).json()["items"]
+            ]
+            assert api == expected, ("api", view, sort)
 
 
 def test_documents_are_served_decrypted_to_those_allowed(client_for, referral):
