@@ -38,8 +38,7 @@ from django.core.signals import setting_changed
 from django.db import models
 from django.dispatch import receiver
 
-GCM = 0x91  # version byte of the current format
-_GCM_PREFIX = bytes([GCM])
+_GCM_PREFIX = b"\x91"  # version byte of the current format
 _NONCE = 12
 
 
@@ -183,7 +182,7 @@ class EncryptedTextField(models.TextField):
         """The stored form of a plain value (str, or a date: its ISO form); None and "" stay."""
         if value is None or value == "":
             return value
-        return encrypt_text(value if isinstance(value, str) else str(value))
+        return encrypt_text(str(value))
 
     def get_lookup(self, lookup_name: str) -> Any:
         if lookup_name not in ("isnull", "exact"):

@@ -46,9 +46,10 @@ def worker_count(total: int | None) -> int:
 
 
 def idle_cpus(cpus: int, sample: float = 0.3) -> float:
-    """How many CPUs were idle over the last `sample` seconds (Linux: /proc/stat). Elsewhere,
-    the CPU count minus the 1-minute load average, which on Linux also counts tasks waiting
-    for the disk and kernel threads (a machine doing nothing showed 0.9)."""
+    """How many of the machine's CPUs were idle over the next `sample` seconds (Linux:
+    /proc/stat, which counts them all). Elsewhere, `cpus` minus the 1-minute load average, which
+    on Linux also counts tasks waiting for the disk and kernel threads (a machine doing nothing
+    showed 0.9)."""
     try:
         first = _cpu_times()
         time.sleep(sample)
@@ -57,10 +58,8 @@ def idle_cpus(cpus: int, sample: float = 0.3) -> float:
         busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
         return cpus - busy
     total = sum(second) - sum(first)
-    if total <= 0:
-        return float(cpus)
     idle = (second[3] + second[4]) - (first[3] + first[4])  # idle + iowait
-    return (idle / total) * os.cpu_count() if os.cpu_count() else 0.0
+    return idle / total * (os.cpu_count() or cpus) if total > 0 else float(cpus)
 
 
 def _cpu_times() -> list[int]:

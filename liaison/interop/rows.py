@@ -9,7 +9,7 @@ rows go in one executemany() on SQLite, one COPY on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from operator import attrgetter
 from typing import Any
@@ -55,6 +55,20 @@ def _preparers(model: type[models.Model]) -> list[tuple[int, Callable[[Any], Any
 
 def _adapt_datetime(adapt: Callable[[Any], Any], value: Any) -> Any:
     return None if value is None else adapt(value)
+
+
+def _defaults(fields: list[models.Field]) -> list[tuple[str, Any]]:
+    """(attname, default) of each field: its default (a callable is called per row), else None
+    where the column takes NULL, else the field's empty value."""
+    return [
+        (f.attname, f.default if f.has_default() else (None if f.null else f.get_default())) for f in fields
+    ]
+
+
+def _filled(defaults: list[tuple[str, Any]], values: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(attname, value) of each field: from `values`, else its default."""
+    for name, default in defaults:
+        yield name, values[name] if name in values else (default() if callable(default) else default)
 
 
 def in_list(column: str, values: list[Any]) -> tuple[str, list[Any]]:
@@ -106,10 +120,7 @@ class Inserter:
         self.preparers = [
             (i, p) for i, p in _preparers(model) if i not in self.auto_times and i != self.pk_index
         ]
-        self.defaults = [
-            (f.attname, f.default if f.has_default() else (None if f.null else f.get_default()))
-            for f in fields
-        ]
+        self.defaults = _defaults(fields)
         qn = connection.ops.quote_name
         self.table, self.columns = qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields)
         self.placeholders = ", ".join(["%s"] * len(fields))
@@ -120,10 +131,7 @@ class Inserter:
     def row(self, values: dict[str, Any]) -> list[Any]:
         """A row from field values by attname, the model's defaults for the others (no
         instance: what an INSERT needs, for a fraction of the cost)."""
-        return [
-            values[name] if name in values else (default() if callable(default) else default)
-            for name, default in self.defaults
-        ]
+        return [value for _, value in _filled(self.defaults, values)]
 
     def prepare(self, row: list[Any]) -> list[Any]:
         """The row's values as the database takes them (patient fields encrypted), in place."""
@@ -177,10 +185,7 @@ class Blueprint:
 
     def __init__(self, model: type[models.Model]) -> None:
         self.model = model
-        self.fields = [
-            (f.attname, f.default if f.has_default() else (None if f.null else f.get_default()))
-            for f in model._meta.concrete_fields
-        ]
+        self.fields = _defaults(model._meta.concrete_fields)
         assert not any(isinstance(f, models.ImageField) for f in model._meta.concrete_fields), (
             "post_init is needed"
         )
@@ -188,12 +193,7 @@ class Blueprint:
     def new(self, values: dict[str, Any], **related: Any) -> Any:
         obj = self.model.__new__(self.model)
         obj._state = ModelState()
-        obj.__dict__.update(
-            {
-                name: values[name] if name in values else (default() if callable(default) else default)
-                for name, default in self.fields
-            }
-        )
+        obj.__dict__.update(_filled(self.fields, values))
         for name, related_obj in related.items():
             if related_obj is not None:
                 setattr(obj, name, related_obj)  # caches it: validation then makes no query

@@ -142,3 +142,20 @@ def test_tampered_ciphertext_is_refused_not_decrypted_to_garbage(referral):
         decrypt_text(base64.urlsafe_b64encode(bytes(blob)).decode())
     with pytest.raises(PhiKeyError):
         decrypt_text("not a token at all")
+
+
+def test_documents_stored_in_the_older_fernet_format_still_open_and_rotation_rewrites_them(referral):
+    from liaison.core.phi import decrypt_bytes
+
+    document = services.attach_document(
+        referral, actor="test", name="fax.pdf", content=b"%PDF-1.4 new", content_type="application/pdf"
+    )
+    storage, name = document.file.storage, document.file.name
+    old = Fernet(django_settings.PHI_KEYS[0].encode()).encrypt(b"%PDF-1.4 old fax")
+    with storage.open(name, "wb") as f:
+        f.write(old)
+    assert decrypt_bytes(storage.open(name, "rb").read()) == b"%PDF-1.4 old fax"
+    call_command("phi", "rotate")
+    rotated = storage.open(name, "rb").read()
+    assert rotated != old and not rotated.startswith(b"gAAAAA")  # the current format
+    assert decrypt_bytes(rotated) == b"%PDF-1.4 old fax"
