@@ -12,6 +12,7 @@ from django.db import transaction
 from liaison.accounts.models import User
 from liaison.audit.services import verify_chain
 from liaison.directory.models import Contact, Practice, Provider
+from liaison.referrals.models import Referral
 
 PRODUCTION_ENV = {
     "SECRET_KEY": "x" * 20 + "production-secret-key-from-the-environment-0123456789",
@@ -84,6 +85,14 @@ def test_demo_data_is_deterministic_complete_and_audited(capsys):
         "analyst",
     }
     assert User.objects.get(role="physician").provider.is_ours
+    # No patient is named like a person the pages show, so a patient's name found on a page is a leak.
+    people = {
+        f"{first} {last}".strip()
+        for model in (Provider, Contact)
+        for first, last in model.objects.values_list("first_name", "last_name")
+    }
+    patients = {r.patient_name for r in Referral.objects.all()}
+    assert patients and not patients & people
     result = verify_chain()
     assert result.ok and result.checked > 200
     out = capsys.readouterr().out

@@ -100,6 +100,95 @@ CHANNELS = [
     (Channel.WALK_IN, 3),
 ]
 
+# Patients' surnames, none of them a provider's or a staff member's (directory.demo.LAST): no
+# patient shares a name with someone the pages may show, so a test that looks for a patient's name
+# on a page finds it only where patient data leaked.
+PATIENT_LAST = [
+    name
+    for name in [
+        "Adams",
+        "Allen",
+        "Anderson",
+        "Bailey",
+        "Baker",
+        "Brooks",
+        "Brown",
+        "Campbell",
+        "Carter",
+        "Clark",
+        "Collins",
+        "Cook",
+        "Cooper",
+        "Cox",
+        "Cruz",
+        "Davis",
+        "Diaz",
+        "Edwards",
+        "Evans",
+        "Flores",
+        "Garcia",
+        "Gomez",
+        "Gonzalez",
+        "Gray",
+        "Green",
+        "Hall",
+        "Harris",
+        "Hernandez",
+        "Hill",
+        "Howard",
+        "Jackson",
+        "Johnson",
+        "Jones",
+        "Kelly",
+        "King",
+        "Lee",
+        "Lewis",
+        "Lopez",
+        "Martin",
+        "Martinez",
+        "Miller",
+        "Mitchell",
+        "Moore",
+        "Morgan",
+        "Morris",
+        "Murphy",
+        "Nelson",
+        "Nguyen",
+        "Parker",
+        "Perez",
+        "Peterson",
+        "Phillips",
+        "Price",
+        "Reed",
+        "Richardson",
+        "Rivera",
+        "Roberts",
+        "Robinson",
+        "Rodriguez",
+        "Rogers",
+        "Ross",
+        "Russell",
+        "Sanchez",
+        "Sanders",
+        "Scott",
+        "Smith",
+        "Stewart",
+        "Taylor",
+        "Thomas",
+        "Thompson",
+        "Torres",
+        "Turner",
+        "Walker",
+        "Watson",
+        "White",
+        "Williams",
+        "Wilson",
+        "Wood",
+        "Wright",
+    ]
+    if name not in LAST
+]
+
 
 def us_holidays(year: int) -> list[tuple[dt.date, str]]:
     def nth_weekday(month: int, weekday: int, n: int) -> dt.date:
@@ -323,7 +412,7 @@ def generate(ctx: DemoContext) -> str:
     def fields(provider: Any, received: dt.datetime) -> dict[str, Any]:
         physician = rng.choice(physicians)
         reason, icd = rng.choice(reasons[physician.pk])
-        first, last = rng.choice(FIRST), rng.choice(LAST)
+        first, last = rng.choice(FIRST), rng.choice(PATIENT_LAST)
         dob = dt.date(rng.randrange(1935, 2012), rng.randrange(1, 13), rng.randrange(1, 29))
         location = locations[provider.pk]
         return {
