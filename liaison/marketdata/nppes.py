@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import zipcodes
 from django.conf import settings
 from django.db.models import Q
@@ -36,7 +37,14 @@ from liaison.marketdata.models import ImportKind, NppesRecord
 from liaison.marketdata.nppes_columns import REQUIRED, SEX_COLUMNS, TAXONOMY_SLOTS, WANTED
 from liaison.marketdata.nppes_rows import Row, RowProblem, npi_problem, parse_date, parse_row, row_hash
 from liaison.marketdata.runs import FileImport
-from liaison.marketdata.scan import CsvScan, ImportFileError, SourceFile, first_lines, sql_ident
+from liaison.marketdata.scan import (
+    CsvScan,
+    ImportFileError,
+    PolarsPlan,
+    SourceFile,
+    first_lines,
+    sql_ident,
+)
 
 DEACTIVATION_DATE_COLUMNS = ("NPPES Deactivation Date", "NPI Deactivation Date", "Deactivation Date")
 
@@ -189,43 +197,87 @@ class NppesImport(FileImport):
             f"NPPES {'V2' if 'Provider Sex Code' in header else 'V1'} header ({len(header)} columns)"
         )
 
-    def prepare(self, scan: CsvScan) -> tuple[str, str, str]:
+    def _selected(self) -> list[str]:
         sex = next(c for c in SEX_COLUMNS if c in self.columns)
-        names = [
+        return [
             *[WANTED[k] for k in list(WANTED)[:23]],
             sex,
             *[f"Healthcare Provider Taxonomy Code_{i}" for i in range(1, TAXONOMY_SLOTS + 1)],
             *[f"Healthcare Provider Primary Taxonomy Switch_{i}" for i in range(1, TAXONOMY_SLOTS + 1)],
         ]
-        select = ", ".join(sql_ident(n) if n in self.columns else "NULL" for n in names)
+
+    def _zips(self) -> list[str]:
+        if not hasattr(self, "_near_zips"):
+            points = [(s.latitude, s.longitude) for s in self.near_sites if s.latitude is not None]
+            self._near_zips = zips_near(points, float(self.radius_miles or 0))
+        return self._near_zips
+
+    @property
+    def _filtered(self) -> bool:
+        return bool(
+            self.states or self.near_sites or self.taxonomy_codes or self.taxonomy_prefixes or self.entity
+        )
+
+    def prepare(self, scan: CsvScan) -> tuple[str, str, str]:
+        """The filter in DuckDB's SQL; `polars_plan` says the same in Polars."""
+        select = ", ".join(sql_ident(n) if n in self.columns else "NULL" for n in self._selected())
+        if not self._filtered:
+            return select, "true", "NPI"
         conditions = []
         if self.states:
             scan.table("f_states", self.states)
             conditions.append(f"upper(trim({sql_ident(WANTED['state'])})) IN (SELECT v FROM f_states)")  # noqa: S608 (identifiers quoted; values go through tables)
         if self.near_sites:
-            points = [(s.latitude, s.longitude) for s in self.near_sites if s.latitude is not None]
-            scan.table("f_zips", zips_near(points, float(self.radius_miles)))
+            scan.table("f_zips", self._zips())
             conditions.append(
                 f"substr(trim({sql_ident(WANTED['zip_code'])}), 1, 5) IN (SELECT v FROM f_zips)"  # noqa: S608 (identifiers quoted; values go through tables)
             )
         if self.taxonomy_codes or self.taxonomy_prefixes:
             scan.table("f_codes", self.taxonomy_codes)
-            slots = [
-                sql_ident(f"Healthcare Provider Taxonomy Code_{i}") for i in range(1, TAXONOMY_SLOTS + 1)
-            ]
+            slots = [sql_ident(slot) for slot in self._taxonomy_slots()]
             tests = [f"{c} IN (SELECT v FROM f_codes)" for c in slots] if self.taxonomy_codes else []  # noqa: S608 (identifiers quoted; values go through tables)
             for prefix in self.taxonomy_prefixes:
                 tests += [f"starts_with(coalesce({c}, ''), '{prefix}')" for c in slots]
             conditions.append("(" + " OR ".join(tests) + ")")
         if self.entity:
-            conditions.append(
-                f"{sql_ident(WANTED['entity_type'])} = '{'1' if self.entity == 'individual' else '2'}'"
-            )
-        if not conditions:
-            return select, "true", "NPI"
+            conditions.append(f"{sql_ident(WANTED['entity_type'])} = '{self._entity_code()}'")
         scan.table("f_known", self._known_npis())
         keep = "(" + " AND ".join(conditions) + ') OR trim("NPI") IN (SELECT v FROM f_known)'  # noqa: S608 (identifiers quoted; values go through tables)
         return select, keep, "NPI"
+
+    def polars_plan(self) -> PolarsPlan:
+        select = [
+            (pl.col(n) if n in self.columns else pl.lit(None, pl.String)).alias(f"s{i}")
+            for i, n in enumerate(self._selected())
+        ]
+        if not self._filtered:
+            return PolarsPlan(select, pl.lit(True))
+
+        def trimmed(column: str) -> pl.Expr:
+            return pl.col(column).str.strip_chars(" ")
+
+        conditions = []
+        if self.states:
+            conditions.append(trimmed(WANTED["state"]).str.to_uppercase().is_in(self.states))
+        if self.near_sites:
+            conditions.append(trimmed(WANTED["zip_code"]).str.slice(0, 5).is_in(self._zips()))
+        if self.taxonomy_codes or self.taxonomy_prefixes:
+            tests = []
+            for slot in self._taxonomy_slots():
+                if self.taxonomy_codes:
+                    tests.append(pl.col(slot).is_in(self.taxonomy_codes))
+                tests += [pl.col(slot).fill_null("").str.starts_with(p) for p in self.taxonomy_prefixes]
+            conditions.append(pl.any_horizontal(tests))
+        if self.entity:
+            conditions.append(pl.col(WANTED["entity_type"]) == self._entity_code())
+        keep = pl.all_horizontal(conditions) | trimmed("NPI").is_in(self._known_npis())
+        return PolarsPlan(select, keep)
+
+    def _taxonomy_slots(self) -> list[str]:
+        return [f"Healthcare Provider Taxonomy Code_{i}" for i in range(1, TAXONOMY_SLOTS + 1)]
+
+    def _entity_code(self) -> str:
+        return "1" if self.entity == "individual" else "2"
 
     def _known_npis(self) -> list[str]:
         """NPIs in the directory when this import started: their rows are read whatever the filters.

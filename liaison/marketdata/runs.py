@@ -4,10 +4,13 @@ Every import (NPPES, deactivation report, shared patients, utilisation) goes thr
 
 - Kept rows are written in batches; each batch, its counters and the checkpoint (how many kept
   rows are done) are committed in one transaction, so a killed import never leaves half a batch.
-- Running the same import again (same file, same filters) resumes an interrupted run: DuckDB
+- Running the same import again (same file, same filters) resumes an interrupted run: the scan
   returns the kept rows in file order, so the rows up to the checkpoint are skipped, and the
   result is the database one clean run gives. A finished run is not repeated (`force` reads the
   file again, which changes nothing when the data has not changed).
+- The fast reader (Polars) is tried first when the importer has a plan for it; at the first row
+  it cannot read, the import carries on from its last committed batch with the careful reader
+  (DuckDB), as a resumed run would.
 - Rows that cannot be used are counted and the first 100 listed with their line number and reason;
   the import goes on with the good rows. One audit event summarises the import.
 """
@@ -20,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -30,6 +34,9 @@ from liaison.marketdata.scan import (
     TICK_EVERY,
     CsvScan,
     ImportFileError,
+    PolarsPlan,
+    PolarsScan,
+    ScanFallback,
     SourceFile,
     average_line_bytes,
     file_key,
@@ -97,6 +104,10 @@ class FileImport:
     def prepare(self, scan: CsvScan) -> tuple[str, str, str]:
         """Register filter tables; return (select list, keep condition, column to tick on)."""
         raise NotImplementedError
+
+    def polars_plan(self) -> PolarsPlan | None:
+        """The rows and values `prepare` selects, for the fast reader; None: the careful one only."""
+        return None
 
     def row_key(self, row: tuple) -> str:
         return str(row[0])
@@ -205,28 +216,47 @@ class FileImport:
         self.run.message = message
 
     def _scan_with_retry(self) -> None:
+        self._shown = 0
+        self.progress.start(self._estimate(), f"Reading {self.src.label}")
+        skip = self.run.checkpoint if self.resumed else 0
+        fast = settings.MARKETDATA_FAST_SCAN and not self.src.path.name.lower().endswith(".gz")
         try:
-            self._scan(skip=self.run.checkpoint if self.resumed else 0)
+            try:
+                self._scan(skip, fast=fast)
+            except ScanFallback as exc:
+                # Public data only here: the reason may quote the row.
+                logger.info("%s: read on with DuckDB (%s)", self.src.label, exc)
+                self._scan(skip=self.run.checkpoint, fast=False)
         except _ResumeMismatch:
             self.warn(
                 "",
                 "the rows of the interrupted run could not be matched: the file was read again from the start",
             )
-            self._scan(skip=0)
+            self._scan(skip=0, fast=False)
 
-    def _scan(self, skip: int) -> None:
+    def _estimate(self) -> int | None:
+        avg = average_line_bytes(self.src.path)
+        return int(self.src.size / avg) if avg else None
+
+    def _scan(self, skip: int, fast: bool) -> None:
         run, src = self.run, self.src
-        scan = CsvScan(src.path, self.columns, header=self.has_header, types=self.types, label=src.label)
+        plan = self.polars_plan() if fast else None
+        if plan is not None:
+            scan: CsvScan | PolarsScan = PolarsScan(
+                src.path, self.columns, header=self.has_header, label=src.label
+            )
+            batches = scan.stream(plan)
+        else:
+            scan = CsvScan(src.path, self.columns, header=self.has_header, types=self.types, label=src.label)
         try:
-            select, keep, tick_column = self.prepare(scan)
+            if plan is None:
+                batches = scan.stream(*self.prepare(scan), self.batch_size)
             self.begin()
-            avg = average_line_bytes(src.path)
-            estimate = int(src.size / avg) if avg else None
-            self.progress.start(estimate, f"Reading {src.label}")
-            shown, ticks, index, batch_no = 0, 0, 0, 0
+            estimate = self._estimate()
+            ticks, index, batch_no = 0, 0, 0
             last_beat = time.monotonic()
             pending: list[tuple] = []
-            for rows in scan.stream(select, keep, tick_column, self.batch_size):
+            for rows in batches:
                 for row in rows:
                     if row[1]:
                         ticks += 1
@@ -247,9 +277,9 @@ class FileImport:
                 target = ticks * TICK_EVERY
                 if estimate:
                     target = min(target, estimate - 1)
-                if target > shown:
-                    self.progress.advance(target - shown, f"{src.label}: {index:,} rows kept")
-                    shown = target
+                if target > self._shown:
+                    self.progress.advance(target - self._shown, f"{src.label}: {index:,} rows kept")
+                    self._shown = target
                 if time.monotonic() - last_beat > 30:
                     ImportRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
                     last_beat = time.monotonic()
@@ -258,7 +288,7 @@ class FileImport:
             if pending:
                 batch_no += 1
                 self._commit(pending, index, batch_no)
-            self._finish(scan, shown)
+            self._finish(scan, self._shown)
         finally:
             scan.close()
 
@@ -273,7 +303,7 @@ class FileImport:
             run.save()
         batch_committed(run, batch_no)
 
-    def _finish(self, scan: CsvScan, shown: int) -> None:
+    def _finish(self, scan: CsvScan | PolarsScan, shown: int) -> None:
         run = self.run
         scanned = scan.rows_scanned()  # first: the profiler describes the last query run
         parse_rejects = scan.rejects()

@@ -1,10 +1,15 @@
-"""Reading the big public files: DuckDB streams and filters them, Python sees only the kept rows.
+"""Reading the big public files: a scan streams and filters them, Python sees only the kept rows.
 
-The CMS files are large (NPPES ~10 GB, shared-patient pairs tens of millions of rows). DuckDB parses
-them in parallel and applies the filter; the result is fetched in batches, so memory stays flat
-whatever the size of the file. Rows DuckDB cannot parse (a broken quote, a missing column, a number
-that is not one) are set aside with their line number (`store_rejects`) and reported; the import
-goes on with the good rows.
+The CMS files are large (NPPES ~10 GB, shared-patient pairs tens of millions of rows). Two readers,
+both streaming in file order, so that memory stays flat whatever the size of the file:
+
+- `PolarsScan`, the fast one (about three times DuckDB's speed on NPPES' 330 quoted columns). It
+  reads a well-formed file. At the first row it cannot read (a broken quote, too many or too few
+  columns, bytes that are not UTF-8) it stops with `ScanFallback`, and the import carries on from
+  its last committed batch with the careful reader.
+- `CsvScan` (DuckDB), the careful one: rows it cannot parse are set aside with their line number
+  (`store_rejects`) and reported; the import goes on with the good rows. Importers without a
+  Polars plan, and gzipped files, always use it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -39,6 +45,10 @@ TICK_EVERY = 1024
 
 class ImportFileError(Exception):
     """The file cannot be imported at all; the message names the file and says why."""
+
+
+class ScanFallback(Exception):
+    """The fast reader met a row it cannot read: read on with the careful one, which names it."""
 
 
 @dataclass
@@ -302,6 +312,90 @@ class CsvScan:
         for line_no, key in self.con.execute(query).fetchall():
             found.setdefault(key, int(line_no))
         return found
+
+
+_ROW = "__liaison_row"
+
+
+@dataclass
+class PolarsPlan:
+    """What a Polars scan keeps and returns: the same rows and values as the importer's SQL."""
+
+    select: list[pl.Expr]
+    keep: pl.Expr
+
+
+@dataclass
+class PolarsScan:
+    """A Polars scan of one well-formed CSV file with named text columns (see the module doc)."""
+
+    path: Path
+    columns: list[str]
+    header: bool = True
+    label: str = ""
+    scanned: int = 0
+    chunk_rows = 50_000  # rows read per batch (~50 MB of NPPES' selected columns)
+
+    def _frame(self) -> pl.LazyFrame:
+        return pl.scan_csv(
+            self.path,
+            has_header=False,
+            skip_rows=1 if self.header else 0,
+            schema=dict.fromkeys(self.columns, pl.String),
+            quote_char='"',
+            encoding="utf8",
+            row_index_name=_ROW,
+            raise_if_empty=False,
+        )
+
+    def stream(self, plan: PolarsPlan) -> Iterator[list[tuple]]:
+        """Batches of (keep, tick, *selected) rows in file order, as `CsvScan.stream` gives them.
+
+        Polars filters each batch after reading it, not while reading: each batch then starts where
+        the last one ended, which is checked, because the streaming engine does not keep the file's
+        order once it has met a row it cannot read (it may hand over a later batch before it fails).
+        """
+        # A row with fewer fields than the header comes back padded with nulls (NPPES quotes every
+        # field, so an empty one reads as ""): the careful reader rejects it by line number.
+        frame = self._frame().select(
+            pl.col(_ROW),
+            plan.keep.fill_null(False).alias("keep"),
+            (pl.col(_ROW) % TICK_EVERY == 0).alias("tick"),
+            pl.col(self.columns[-1]).is_null().alias("short"),
+            *plan.select,
+        )
+        expected = 0
+        try:
+            for df in frame.collect_batches(chunk_size=self.chunk_rows):
+                if not df.height:
+                    continue
+                if df[_ROW][0] != expected:
+                    raise ScanFallback(f"rows out of order at line {expected + 1 + self.header}")
+                expected += df.height
+                rows = df.filter(pl.col("keep") | pl.col("tick") | pl.col("short")).drop(_ROW).rows()
+                for row in rows:
+                    if row[2]:
+                        raise ScanFallback("a row with fewer columns than the header")
+                yield [(keep, tick, *rest) for keep, tick, _short, *rest in rows]
+        except pl.exceptions.PolarsError as exc:
+            raise ScanFallback(_first_line(exc)) from exc
+        self.scanned = expected
+
+    def rows_scanned(self) -> int:
+        return self.scanned
+
+    def rejects(self) -> list[Reject]:
+        return []  # it stops at the first row it cannot read instead (ScanFallback)
+
+    def locate(self, keys: Sequence[str], fields: int = 1) -> dict[str, int]:
+        careful = CsvScan(self.path, self.columns, header=self.header, label=self.label)
+        try:
+            return careful.locate(keys, fields)
+        finally:
+            careful.close()
+
+    def close(self) -> None:
+        pass
 
 
 def _first_line(exc: BaseException) -> str:
