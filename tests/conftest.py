@@ -178,14 +178,6 @@ def _fewer_garbage_collections():
     gc.unfreeze()
 
 
-@pytest.fixture(params=["polars", "duckdb"])
-def reader(request, settings):
-    """Market data imports with each reader on its own: the fast one (Polars) and the careful one
-    (DuckDB) must keep the same rows and name the same bad ones."""
-    settings.MARKETDATA_FAST_SCAN = request.param == "polars"
-    return request.param
-
-
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate limits and throttles live in the cache: each test starts with none."""

@@ -39,7 +39,7 @@ def test_the_day_window_and_year_come_from_the_file_name():
     assert window_from_name("physician-shared-patient-patterns-2015.txt") is None
 
 
-def test_cms_pairs_touching_our_providers_or_providers_near_our_sites_are_kept(db, tmp_path, market, reader):
+def test_cms_pairs_touching_our_providers_or_providers_near_our_sites_are_kept(db, tmp_path, market):
     stranger1, stranger2 = npi(1), npi(2)
     path = write_shared_patients(
         tmp_path / "physician-shared-patient-patterns-2015-days30.txt",
@@ -62,7 +62,7 @@ def test_cms_pairs_touching_our_providers_or_providers_near_our_sites_are_kept(d
     assert "0 inserted, 0 updated, 3 unchanged" in run_import("shared-patients", path, "--force")
 
 
-def test_a_careset_hop_teaming_file_is_recognised_by_its_header(db, tmp_path, market, reader):
+def test_a_careset_hop_teaming_file_is_recognised_by_its_header(db, tmp_path, market):
     path = tmp_path / "DocGraph_Hop_Teaming_2018.csv"
     path.write_text(
         "from_npi,to_npi,patient_count,transaction_count,average_day_wait,std_day_wait\n"
@@ -95,13 +95,13 @@ def test_a_new_file_for_the_same_dataset_updates_the_counts(db, tmp_path, market
     assert SharedPatientPair.objects.get(from_npi=market["near"]).patients == 41
 
 
-def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market, reader):
+def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market):
     path = tmp_path / "pspp-2015-days60.txt"
     path.write_text(
         f"{market['near']},{market['ours']},60,35,2\n"
         f"{market['near']},1234567890,60,35,2\n"  # check digit
         f"{market['near']},{market['ours']}x,60,35,2\n"  # not an NPI (kept by nobody: no match)
-        f"{market['ours']},{market['near']},lots,35,2\n"  # not a number: read as text, we refuse
+        f"{market['ours']},{market['near']},lots,35,2\n"  # not a number: DuckDB reads VARCHAR, we refuse
         f'{market["far"]},{market["near"]},10,"11,2\n'  # broken quote
     )
     out = run_import("shared-patients", path)

@@ -17,21 +17,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from django.utils import timezone
 
 from liaison.marketdata.models import ImportKind, SharedPatientDataset, SharedPatientPair
 from liaison.marketdata.nppes import describe_wrong_kind
 from liaison.marketdata.nppes_rows import npi_problem
 from liaison.marketdata.runs import FileImport, upsert_rows
-from liaison.marketdata.scan import (
-    CsvScan,
-    ImportFileError,
-    PolarsPlan,
-    SourceFile,
-    first_lines,
-    year_from_name,
-)
+from liaison.marketdata.scan import CsvScan, ImportFileError, SourceFile, first_lines, year_from_name
 from liaison.marketdata.scoring import interesting_npis
 
 COUNT_LABELS = [
@@ -118,51 +110,41 @@ class SharedPatientsImport(FileImport):
             parts.append(f"{self.window}d")
         return "-".join(parts)
 
-    def _npis(self) -> list[str]:
-        if not hasattr(self, "_kept_npis"):
-            self._kept_npis = sorted(interesting_npis())
-            if not self._kept_npis:
-                raise ImportFileError(
-                    "no provider to keep pairs for: add our sites and physicians, and import NPPES for the area first"
-                )
-        return self._kept_npis
-
-    def _counts(self) -> list[str | None]:
-        """The columns read as the five values (VALUE_FIELDS); None where this format has none."""
-        if self.source == SharedPatientDataset.Source.CMS:
-            return ["bene_count", "pair_count", "same_day_count", None, None]
-        return ["patient_count", "transaction_count", None, "average_day_wait", "std_day_wait"]
-
     def prepare(self, scan: CsvScan) -> tuple[str, str, str]:
-        """The filter in DuckDB's SQL; `polars_plan` says the same in Polars."""
-        scan.table("f_npis", self._npis())
+        npis = sorted(interesting_npis())
+        if not npis:
+            raise ImportFileError(
+                "no provider to keep pairs for: add our sites and physicians, and import NPPES for the area first"
+            )
+        scan.table("f_npis", npis)
         a, b = self.columns[0], self.columns[1]
 
         # Counts are cast by DuckDB; the text comes along only when it is not a number, to be named.
-        def count(column: str | None) -> str:
-            if column is None:
-                return "NULL, NULL"
+        def count(column: str) -> str:
             return (
                 f"try_cast(trim({column}) AS DOUBLE), "
                 f"CASE WHEN try_cast(trim({column}) AS DOUBLE) IS NULL THEN trim({column}) END"
             )
 
-        select = f"trim({a}), trim({b}), " + ", ".join(count(c) for c in self._counts())
+        if self.source == SharedPatientDataset.Source.CMS:
+            counts = [
+                count("bene_count"),
+                count("pair_count"),
+                count("same_day_count"),
+                "NULL, NULL",
+                "NULL, NULL",
+            ]
+        else:
+            counts = [
+                count("patient_count"),
+                count("transaction_count"),
+                "NULL, NULL",
+                count("average_day_wait"),
+                count("std_day_wait"),
+            ]
+        select = f"trim({a}), trim({b}), " + ", ".join(counts)
         keep = f"trim({a}) IN (SELECT v FROM f_npis) OR trim({b}) IN (SELECT v FROM f_npis)"  # noqa: S608 (identifiers quoted; values go through tables)
         return select, keep, a
-
-    def polars_plan(self) -> PolarsPlan:
-        a, b = (pl.col(c).str.strip_chars(" ") for c in self.columns[:2])
-        select = [a.alias("a"), b.alias("b")]
-        for i, column in enumerate(self._counts()):
-            if column is None:
-                select += [pl.lit(None, pl.Float64).alias(f"n{i}"), pl.lit(None, pl.String).alias(f"t{i}")]
-                continue
-            text = pl.col(column).str.strip_chars(" ")
-            number = text.cast(pl.Float64, strict=False)
-            select += [number.alias(f"n{i}"), pl.when(number.is_null()).then(text).alias(f"t{i}")]
-        npis = self._npis()
-        return PolarsPlan(select, a.is_in(npis) | b.is_in(npis))
 
     def row_key(self, row: tuple) -> str:
         return f"{row[0]},{row[1]}"
