@@ -199,7 +199,7 @@ def baseline(content: bytes) -> float:
 
 
 def _insert(batch) -> None:
-    from liaison.interop.rows import insert_rows
+    from liaison.core.rows import insert_rows
     from liaison.referrals.models import EventKind, Referral, ReferralEvent, Status
 
     insert_rows(Referral, batch)

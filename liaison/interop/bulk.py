@@ -4,7 +4,7 @@
 a millisecond and a half a row, too slow for 100k rows. This path applies the same per-row
 checks (`RowBuilder` calls `referrals.services.validate_new_referral`), resolves referrers and
 rows already imported per chunk of 900 rows, inserts referrals and their history rows with
-plain INSERTs / COPY (`interop/rows.py`), and writes one audit row for the whole import. All or
+plain INSERTs / COPY (`core/rows.py`), and writes one audit row for the whole import. All or
 nothing: any bad row (unless the user chose to skip them) rolls everything back. Large files
 are built by worker processes when the CPUs are idle (`interop/parallel.py`).
 
@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from liaison.audit.services import record
 from liaison.core.jobs import Progress
-from liaison.interop.rows import Inserter, in_list
+from liaison.core.rows import Inserter, in_list
 from liaison.interop.tabular import BuiltRow, MappingSpec, RowBuilder, read_table
 from liaison.referrals.models import Channel, DeclineReason, EventKind, Referral, ReferralEvent, Status
 from liaison.referrals.services import _actor_label

@@ -73,7 +73,7 @@ def _cpu_times() -> list[int]:
 def as_values(built: list[BuiltRow]) -> list[BuiltRow]:
     """Each good row's referral replaced by its column values, encrypted and adapted for the
     database (Inserter.prepare), so that the main process only inserts them."""
-    from liaison.interop.rows import Inserter
+    from liaison.core.rows import Inserter
     from liaison.referrals.models import Referral
 
     inserter = Inserter(Referral)

@@ -26,9 +26,9 @@ from django.db import connection
 from django.utils import timezone
 
 from liaison.core.phi import normalise, phi_index
+from liaison.core.rows import Blueprint, in_list
 from liaison.directory.models import Location, Provider
 from liaison.interop.incoming import ICD10_RE
-from liaison.interop.rows import Blueprint, in_list
 from liaison.referrals import services as referrals
 from liaison.referrals.models import Channel, Referral, ServiceLine, Status, Urgency
 from liaison.referrals.services import ReferrerInfo

@@ -19,10 +19,10 @@ from django.db.models import Q
 from django.db.models.functions import Substr
 
 from liaison.core.geo import haversine_miles
+from liaison.core.rows import insert_rows
 from liaison.directory.models import Location, Practice, Provider, Source, Taxonomy
 from liaison.marketdata.models import DirectoryChange, ImportRun, NppesRecord
 from liaison.marketdata.nppes_rows import Parsed, address_key
-from liaison.marketdata.runs import insert_objects
 
 GENERATED_PRACTICE_PREFIX = "Practice at "
 PROVIDER_FIELDS = (
@@ -570,10 +570,10 @@ class DirectorySync:
 
     def flush(self) -> None:
         batch = self.batch
-        Practice.objects.bulk_create(batch.practices)
+        insert_rows(Practice, batch.practices)
         for location in batch.locations:
             location.practice_id = location.practice.pk
-        Location.objects.bulk_create(batch.locations)
+        insert_rows(Location, batch.locations)
         for location in batch.locations:
             key = address_key(location.address_line1, location.zip_code)
             self.offices[location.practice_id].add(key)
@@ -585,7 +585,7 @@ class DirectorySync:
                     place.location.practice_id,
                     None,
                 )
-        Provider.objects.bulk_create(batch.providers)
+        insert_rows(Provider, batch.providers)
         through = Provider.locations.through
         if batch.unlinks:
             gone = Q()
@@ -611,11 +611,11 @@ class DirectorySync:
         _bulk_update(Practice, batch.practice_updates.values())
         for obj in [*batch.new_records, *batch.changed_records, *batch.changes]:
             _sync_foreign_keys(obj)
-        insert_objects(NppesRecord, batch.new_records)
+        insert_rows(NppesRecord, batch.new_records)
         NppesRecord.objects.bulk_update(batch.changed_records, RECORD_FIELDS, batch_size=500)
         if batch.touched:
             NppesRecord.objects.filter(npi__in=batch.touched).update(last_run=self.run)
-        insert_objects(DirectoryChange, batch.changes)  # a resumed run skips a change already written
+        insert_rows(DirectoryChange, batch.changes)  # a resumed run skips a change already written
 
     def complete(self) -> None:
         if self.missing_codes:

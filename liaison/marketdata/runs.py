@@ -357,22 +357,6 @@ def chunked(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def insert_objects(model: type[models.Model], objects: Sequence[models.Model]) -> None:
-    """Like bulk_create for objects whose ids nobody needs afterwards (records keyed by NPI, change
-    rows, scores), without the per-batch SQL compilation that dominates bulk_create's time."""
-    if not objects:
-        return
-    fields = [
-        f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
-    ]
-    for obj in objects:
-        for f in fields:
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                f.pre_save(obj, add=True)
-    rows = [tuple(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields) for obj in objects]
-    insert_rows(model, [f.name for f in fields], rows)
-
-
 def _write_rows(
     model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple], conflict: str
 ) -> int:

@@ -30,10 +30,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from liaison.core.geo import haversine_miles
+from liaison.core.rows import insert_rows
 from liaison.directory.models import Location, Provider, Taxonomy
 from liaison.directory.selectors import locations_near_sites
 from liaison.marketdata.models import MedicareProfile, Opportunity, SharedPatientDataset, SharedPatientPair
-from liaison.marketdata.runs import insert_objects
 
 WEIGHTS = {"leakage": 0.40, "relationship": 0.20, "volume": 0.15, "fit": 0.15, "proximity": 0.10}
 # Classifications too broad to define a specialty: match these on the exact code instead.
@@ -386,5 +386,5 @@ def rescore(*, actor: Any = "scoring", radius: float | None = None) -> ScoreSumm
         )
     with transaction.atomic():
         Opportunity.objects.all().delete()
-        insert_objects(Opportunity, opportunities)
+        insert_rows(Opportunity, opportunities)
     return ScoreSummary(candidates=len(opportunities), competitors=len(competitor_npis), dataset=label)

@@ -1,4 +1,5 @@
-"""Plain INSERTs for the bulk import, and fast construction of unsaved instances.
+"""Plain INSERTs for bulk writes (the referral import, market data), and fast construction of
+unsaved instances.
 
 bulk_create spends most of its time in the ORM's per-value machinery and, on SQLite, splits
 the rows into INSERTs of 24 (999 parameters / 41 columns). Here each column's value is prepared
@@ -112,13 +113,17 @@ class Inserter:
         self.index = {f.attname: i for i, f in enumerate(fields)}
         self.values_of = attrgetter(*(f.attname for f in fields))
         self.pk_index = self.index[model._meta.pk.attname]
+        # An automatic key is reserved for each row; any other (an NPI...) comes with the row.
+        self.auto_pk = model._meta.pk.get_internal_type() in ("AutoField", "BigAutoField", "SmallAutoField")
         self.auto_times = [
             i
             for i, f in enumerate(fields)
             if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
         ]
         self.preparers = [
-            (i, p) for i, p in _preparers(model) if i not in self.auto_times and i != self.pk_index
+            (i, p)
+            for i, p in _preparers(model)
+            if i not in self.auto_times and not (self.auto_pk and i == self.pk_index)
         ]
         self.defaults = _defaults(fields)
         qn = connection.ops.quote_name
@@ -140,13 +145,16 @@ class Inserter:
         return row
 
     def insert(self, rows: list[list[Any]], *, prepared: bool = False) -> list[int]:
-        """Give the rows ids (returned) and created/updated times, prepare them (unless
-        `prepared`) and insert them."""
+        """Give the rows ids (returned; an automatic key is reserved) and created/updated times,
+        prepare them (unless `prepared`) and insert them."""
         if not rows:
             return []
         assert transaction.get_connection().in_atomic_block, "inserts run inside a transaction"
         now = connection.ops.adapt_datetimefield_value(timezone.now())  # prepared once for all rows
-        ids = reserve_ids(self.model, len(rows))
+        if self.auto_pk:
+            ids = reserve_ids(self.model, len(rows))
+        else:
+            ids = [row[self.pk_index] for row in rows]
         auto = self.auto_times
         for row, pk in zip(rows, ids, strict=True):
             row[self.pk_index] = pk
