@@ -11,12 +11,14 @@ from django.test.utils import CaptureQueriesContext
 from openpyxl import Workbook
 
 from liaison.audit.models import AuditEvent
+from liaison.core.rows import Blueprint
 from liaison.directory import services as directory
 from liaison.directory.models import Location, Practice, Provider
 from liaison.marketdata import runs
 from liaison.marketdata.directory_sync import DirectorySync
 from liaison.marketdata.models import DirectoryChange, ImportRun, NppesRecord
 from liaison.marketdata.nppes import NppesImport
+from liaison.marketdata.nppes_rows import parse_date
 from liaison.marketdata.scan import ImportFileError, PolarsScan
 from tests.conftest import make_npi
 from tests.external import sample
@@ -412,6 +414,24 @@ def test_a_bad_row_half_way_hands_over_to_the_careful_reader_without_losing_or_r
     import_nppes(path, "--batch-size", "10")
     assert snapshot() == handed_over
     assert ImportRun.objects.get().rejected_rows == rejected
+
+
+def test_nppes_dates_read_in_every_spelling_and_impossible_ones_are_none():
+    assert (
+        parse_date("05/01/2010") == parse_date("5/1/2010") == parse_date(" 2010-05-01 ") == date(2010, 5, 1)
+    )
+    assert parse_date("05/01/10") == date(2010, 5, 1)
+    assert [parse_date(v) for v in ("02/30/2020", "13/01/2010", "", "soon", "05/01/20100")] == [None] * 5
+
+
+def test_directory_objects_made_without_the_model_constructor_are_the_same(db, site):
+    kwargs = {"practice": site.practice, "name": "North", "address_line1": "1 High St", "zip_code": "43215"}
+    made, built = Blueprint(Location).make(**kwargs), Location(**kwargs)
+    fields = [f.attname for f in Location._meta.concrete_fields]
+    assert [getattr(made, f) for f in fields] == [getattr(built, f) for f in fields]
+    assert made.practice is site.practice and made._state.adding
+    with pytest.raises(TypeError, match="Location has no field nmae"):
+        Blueprint(Location).make(nmae="North")
 
 
 # --- killed half way ------------------------------------------------------------------------

@@ -194,9 +194,18 @@ class Blueprint:
     def __init__(self, model: type[models.Model]) -> None:
         self.model = model
         self.fields = _defaults(model._meta.concrete_fields)
+        self.attnames = {name for name, _ in self.fields}
+        self.relations = {f.name for f in model._meta.concrete_fields if f.is_relation}
         assert not any(isinstance(f, models.ImageField) for f in model._meta.concrete_fields), (
             "post_init is needed"
         )
+
+    def make(self, **kwargs: Any) -> Any:
+        """`model(**kwargs)`, related objects by field name and values by attname, made by `new`."""
+        related = {name: kwargs.pop(name) for name in self.relations & kwargs.keys()}
+        if unknown := kwargs.keys() - self.attnames:
+            raise TypeError(f"{self.model.__name__} has no field {', '.join(sorted(unknown))}")
+        return self.new(kwargs, **related)
 
     def new(self, values: dict[str, Any], **related: Any) -> Any:
         obj = self.model.__new__(self.model)

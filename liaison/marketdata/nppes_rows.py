@@ -132,6 +132,14 @@ def parse_date(value: str) -> date | None:
     value = (value or "").strip()
     if not value:
         return None
+    month, _, rest = value.partition("/")
+    day, _, year = rest.partition("/")
+    # NPPES writes MM/DD/YYYY: read without strptime (a first import reads ~30,000 dates)
+    if len(year) == 4 and value.isascii() and month.isdigit() and day.isdigit() and year.isdigit():
+        try:
+            return date(int(year), int(month), int(day))
+        except ValueError:
+            return None
     for fmt in ("%m/%d/%Y", "%Y-%m-%d", "%m/%d/%y"):
         try:
             return datetime.strptime(value, fmt).date()
