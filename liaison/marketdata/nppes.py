@@ -6,8 +6,9 @@ report) into the directory.
   office: one entered by hand first, else the NPPES organisation's, else a practice named after the
   address (`directory_sync`).
 - Filters (`--states`, `--near-site/--radius`, `--taxonomy`, `--entity`) are applied while the
-  10 GB file is read (by Polars, or DuckDB after a malformed row: `prepare` and `polars_plan`); rows of NPIs already in the directory are always read, so that a known
-  provider who moved away or was deactivated is seen.
+  10 GB file is read (by Polars, or DuckDB after a malformed row: `polars_plan` and `prepare`);
+  rows of NPIs already in the directory are always read, so that a known provider who moved away
+  or was deactivated is seen.
 - Each import lists its directory changes: new providers, moves, deactivations, reactivations.
 """
 
