@@ -181,7 +181,7 @@ def insert_rows(model: type[models.Model], objs: list[Any]) -> None:
     pk_name = model._meta.pk.attname
     for obj, pk in zip(objs, inserter.insert([inserter.values(o) for o in objs]), strict=True):
         setattr(obj, pk_name, pk)
-        obj._state.adding = False
+        obj._state.adding, obj._state.db = False, connection.alias  # as bulk_create leaves them
 
 
 class Blueprint:

@@ -629,7 +629,7 @@ class DirectorySync:
         NppesRecord.objects.bulk_update(batch.changed_records, RECORD_FIELDS, batch_size=500)
         if batch.touched:
             NppesRecord.objects.filter(npi__in=batch.touched).update(last_run=self.run)
-        insert_rows(DirectoryChange, batch.changes)  # a resumed run skips a change already written
+        insert_rows(DirectoryChange, batch.changes)
 
     def complete(self) -> None:
         if self.missing_codes:

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -207,11 +207,11 @@ class NppesImport(FileImport):
             *[f"Healthcare Provider Primary Taxonomy Switch_{i}" for i in range(1, TAXONOMY_SLOTS + 1)],
         ]
 
+    @cached_property
     def _zips(self) -> list[str]:
-        if not hasattr(self, "_near_zips"):
-            points = [(s.latitude, s.longitude) for s in self.near_sites if s.latitude is not None]
-            self._near_zips = zips_near(points, float(self.radius_miles or 0))
-        return self._near_zips
+        """ZIP codes within the radius of the sites (worked out once, for either reader)."""
+        points = [(s.latitude, s.longitude) for s in self.near_sites if s.latitude is not None]
+        return zips_near(points, float(self.radius_miles or 0))
 
     @property
     def _filtered(self) -> bool:
@@ -229,7 +229,7 @@ class NppesImport(FileImport):
             scan.table("f_states", self.states)
             conditions.append(f"upper(trim({sql_ident(WANTED['state'])})) IN (SELECT v FROM f_states)")  # noqa: S608 (identifiers quoted; values go through tables)
         if self.near_sites:
-            scan.table("f_zips", self._zips())
+            scan.table("f_zips", self._zips)
             conditions.append(
                 f"substr(trim({sql_ident(WANTED['zip_code'])}), 1, 5) IN (SELECT v FROM f_zips)"  # noqa: S608 (identifiers quoted; values go through tables)
             )
@@ -261,7 +261,7 @@ class NppesImport(FileImport):
         if self.states:
             conditions.append(trimmed(WANTED["state"]).str.to_uppercase().is_in(self.states))
         if self.near_sites:
-            conditions.append(trimmed(WANTED["zip_code"]).str.slice(0, 5).is_in(self._zips()))
+            conditions.append(trimmed(WANTED["zip_code"]).str.slice(0, 5).is_in(self._zips))
         if self.taxonomy_codes or self.taxonomy_prefixes:
             tests = []
             for slot in self._taxonomy_slots():

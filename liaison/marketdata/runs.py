@@ -217,7 +217,9 @@ class FileImport:
 
     def _scan_with_retry(self) -> None:
         self._shown = 0
-        self.progress.start(self._estimate(), f"Reading {self.src.label}")
+        avg = average_line_bytes(self.src.path)
+        self._estimate = int(self.src.size / avg) if avg else None  # rows in the file, roughly
+        self.progress.start(self._estimate, f"Reading {self.src.label}")
         skip = self.run.checkpoint if self.resumed else 0
         fast = settings.MARKETDATA_FAST_SCAN and not self.src.path.name.lower().endswith(".gz")
         try:
@@ -234,10 +236,6 @@ class FileImport:
             )
             self._scan(skip=0, fast=False)
 
-    def _estimate(self) -> int | None:
-        avg = average_line_bytes(self.src.path)
-        return int(self.src.size / avg) if avg else None
-
     def _scan(self, skip: int, fast: bool) -> None:
         run, src = self.run, self.src
         plan = self.polars_plan() if fast else None
@@ -252,7 +250,7 @@ class FileImport:
             if plan is None:
                 batches = scan.stream(*self.prepare(scan), self.batch_size)
             self.begin()
-            estimate = self._estimate()
+            estimate = self._estimate
             ticks, index, batch_no = 0, 0, 0
             last_beat = time.monotonic()
             pending: list[tuple] = []
@@ -412,11 +410,3 @@ def upsert_rows(
     affected = _write_rows(model, [*keys, *values], rows, conflict)
     inserted = model.objects.filter(**scope).count() - before
     return inserted, affected - inserted
-
-
-def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple]) -> None:
-    """INSERT many plain rows at once, skipping rows that break a unique constraint (a resumed run
-    meeting what its first try wrote). For the hundreds of thousands of shared-patient pairs and
-    the records and change rows, where a model instance per row costs more than the write."""
-    if rows:
-        _write_rows(model, fields, rows, "ON CONFLICT DO NOTHING")

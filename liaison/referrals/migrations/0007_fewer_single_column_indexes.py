@@ -29,28 +29,26 @@ DROPPED = [
 LIKE_ONLY = ["patient_key", "patient_name_key", "mrn_key"]
 
 
-def _single_column_indexes(schema_editor: Any, model: Any, column: str) -> list[str]:
-    """The indexes Django made for the field (on PostgreSQL also its `_like` twin), by name."""
+def _existing_indexes(schema_editor: Any, model: Any, column: str, suffixes: tuple[str, ...]) -> list[str]:
+    """The indexes Django made for the column with these name suffixes ("_like": the PostgreSQL
+    `varchar_pattern_ops` twin), by name."""
     table = model._meta.db_table
     with schema_editor.connection.cursor() as cursor:
         existing = schema_editor.connection.introspection.get_constraints(cursor, table)
-    names = [schema_editor._create_index_name(table, [column], suffix=s) for s in ("", "_like")]
+    names = [schema_editor._create_index_name(table, [column], suffix=s) for s in suffixes]
     return [name for name in names if name in existing]
 
 
 def drop_indexes(apps: Any, schema_editor: Any) -> None:
-    for model_name, field_name in DROPPED:
-        model = apps.get_model("referrals", model_name)
-        column = model._meta.get_field(field_name).column
-        for name in _single_column_indexes(schema_editor, model, column):
-            schema_editor.execute(schema_editor._delete_index_sql(model, name))
     referral = apps.get_model("referrals", "referral")
-    with schema_editor.connection.cursor() as cursor:
-        existing = schema_editor.connection.introspection.get_constraints(cursor, referral._meta.db_table)
-    for field_name in LIKE_ONLY:
-        name = schema_editor._create_index_name(referral._meta.db_table, [field_name], suffix="_like")
-        if name in existing:
-            schema_editor.execute(schema_editor._delete_index_sql(referral, name))
+    targets = [
+        (model, model._meta.get_field(field_name).column, ("", "_like"))
+        for model, field_name in ((apps.get_model("referrals", m), f) for m, f in DROPPED)
+    ]
+    targets += [(referral, referral._meta.get_field(f).column, ("_like",)) for f in LIKE_ONLY]
+    for model, column, suffixes in targets:
+        for name in _existing_indexes(schema_editor, model, column, suffixes):
+            schema_editor.execute(schema_editor._delete_index_sql(model, name))
 
 
 def create_indexes(apps: Any, schema_editor: Any) -> None:
