@@ -219,7 +219,7 @@ def run_ours(meta: dict) -> dict:
 
 
 def _near_zips(sites: list) -> list[str]:
-    from liaison.marketdata.nppes import zips_near
+    from liaison.core.geo import zips_near
 
     return zips_near([(s.latitude, s.longitude) for s in sites], RADIUS)
 

@@ -41,6 +41,30 @@ def test_zip_codes_are_normalised_and_located():
     assert haversine_miles(info.latitude, info.longitude, *_centroid("43081")) == pytest.approx(12.5, abs=2)
 
 
+def test_the_zip_table_is_copied_from_zipcodes_once_and_made_again_if_damaged(settings, tmp_path):
+    import zipcodes
+
+    from liaison.core import geo
+
+    settings.VAR_DIR = tmp_path
+    copy = tmp_path / "cache" / f"zipcodes-{zipcodes.__version__}.tsv"
+    geo.zip_table.cache_clear()
+    try:
+        table = geo.zip_table()
+        assert copy.exists() and len(table) > 40_000
+        assert table["43215"] == geo.ZipInfo("43215", "Columbus", "OH", "Franklin County", 39.9671, -83.0044)
+        geo.zip_table.cache_clear()
+        assert geo.zip_table() == table  # read back from the copy
+        copy.write_text("43215\tColumbus\tOH\n")  # cut short
+        geo.zip_table.cache_clear()
+        assert geo.zip_table() == table
+        assert geo.zips_near([(table["43215"].latitude, table["43215"].longitude)], 3) == sorted(
+            z for z, i in table.items() if haversine_miles(i.latitude, i.longitude, 39.9671, -83.0044) <= 3
+        )
+    finally:
+        geo.zip_table.cache_clear()
+
+
 def _centroid(z):
     info = zip_info(z)
     return info.latitude, info.longitude

@@ -5,6 +5,7 @@ import io
 from datetime import date
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -432,6 +433,36 @@ def test_directory_objects_made_without_the_model_constructor_are_the_same(db, s
     assert made.practice is site.practice and made._state.adding
     with pytest.raises(TypeError, match="Location has no field nmae"):
         Blueprint(Location).make(nmae="North")
+    with pytest.raises(ValueError, match="practice must be a Practice"):
+        Blueprint(Location).make(practice=site)
+    made.practice = site.practice  # the descriptor still works on it
+    assert made.practice_id == site.practice.pk
+
+
+def test_remembered_field_checks_accept_and_refuse_as_the_model_does(db):
+    blueprint = Blueprint(Provider)
+
+    def check(**values):
+        values = {"first_name": "Ann", "last_name": "Lee", "npi": "1234567893", **values}
+        made, built = blueprint.make(**values), Provider(**values)
+        try:
+            built.clean_fields(exclude=["primary_taxonomy"])
+        except ValidationError as exc:
+            with pytest.raises(ValidationError) as ours:
+                blueprint.clean_fields(made, frozenset({"primary_taxonomy"}))
+            assert ours.value.message_dict == exc.message_dict
+            return exc.message_dict
+        blueprint.clean_fields(made, frozenset({"primary_taxonomy"}))
+        return None
+
+    for _ in range(2):  # the second time from what it remembers
+        assert check() is None
+        assert check(gender="F") is None
+        assert "gender" in check(gender="Q")
+        assert "npi" in check(npi="1234567890")  # bad check digit
+        assert set(check(last_name="", npi="12")) == {"last_name", "npi"}
+        assert "first_name" in check(first_name="x" * 81)
+    assert (str, "F") in blueprint.accepted["gender"] and (str, "Q") not in blueprint.accepted["gender"]
 
 
 # --- killed half way ------------------------------------------------------------------------

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import zipcodes
+from django.conf import settings
 from django.db.models import F, FloatField, Func, Q, Value
 from django.db.models.expressions import Combinable
 from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
@@ -42,19 +46,52 @@ def zip_info(zip_code: str) -> ZipInfo | None:
     norm = normalize_zip(zip_code)
     if norm is None:
         return None
-    return _zip5_info(norm[:5])
+    return zip_table().get(norm[:5])
 
 
-@lru_cache(maxsize=50_000)
-def _zip5_info(zip5: str) -> ZipInfo | None:
-    # Cached by the 5-digit ZIP: imports meet every ZIP+4 of a ZIP, and a lookup scans the whole list.
-    matches = zipcodes.matching(zip5)
-    if not matches:
-        return None
-    z = matches[0]
-    return ZipInfo(
-        z["zip_code"], z["city"], z["state"], z.get("county") or "", float(z["lat"]), float(z["long"])
-    )
+@lru_cache(maxsize=1)
+def zip_table() -> dict[str, ZipInfo]:
+    """Every US ZIP code by its 5 digits. `zipcodes` takes a quarter of a second to load and
+    answers each lookup by scanning its whole list; its data is copied here once per version of
+    the package, into a file under var/ that loads in a few hundredths of a second."""
+    cache = Path(settings.VAR_DIR) / "cache" / f"zipcodes-{zipcodes.__version__}.tsv"
+    try:
+        return {
+            fields[0]: ZipInfo(fields[0], fields[1], fields[2], fields[3], float(fields[4]), float(fields[5]))
+            for fields in (line.split("\t") for line in cache.read_text(encoding="utf-8").splitlines())
+        }
+    except (OSError, ValueError, IndexError):
+        pass  # not made yet, or damaged: make it again
+    table: dict[str, ZipInfo] = {}
+    for z in zipcodes.list_all():
+        try:
+            info = ZipInfo(
+                z["zip_code"], z["city"], z["state"], z.get("county") or "", float(z["lat"]), float(z["long"])
+            )
+        except (TypeError, ValueError):
+            continue
+        table.setdefault(info.zip5, info)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=cache.parent, delete=False) as out:
+        out.writelines(
+            f"{i.zip5}\t{i.city}\t{i.state}\t{i.county}\t{i.latitude}\t{i.longitude}\n"
+            for i in table.values()
+        )
+    Path(out.name).replace(cache)  # whole or not at all, even with two processes at it
+    return table
+
+
+def zips_near(points: Iterable[tuple[float, float]], miles: float) -> list[str]:
+    """ZIP codes whose centroid is within `miles` of any of the points."""
+    boxes = [(a, b, miles / 69.0, miles / max(1e-6, 69.172 * math.cos(math.radians(a)))) for a, b in points]
+    found = []
+    for info in zip_table().values():
+        lat, lon = info.latitude, info.longitude
+        for a, b, dlat, dlon in boxes:
+            if abs(lat - a) <= dlat and abs(lon - b) <= dlon and haversine_miles(lat, lon, a, b) <= miles:
+                found.append(info.zip5)
+                break
+    return sorted(found)
 
 
 def haversine_miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

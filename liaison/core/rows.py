@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models.base import ModelState
+from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 
 from liaison.core.phi import EncryptedTextField
@@ -29,6 +31,7 @@ _SIMPLE = {
     "CharField",
     "ForeignKey",
     "IntegerField",
+    "OneToOneField",
     "PositiveIntegerField",
     "PositiveSmallIntegerField",
     "SmallIntegerField",
@@ -44,13 +47,16 @@ def _stored_fields(model: type[models.Model]) -> list[models.Field]:
 def _preparers(model: type[models.Model]) -> list[tuple[int, Callable[[Any], Any]]]:
     """(column index, how to prepare its value) for the columns that need more than the value."""
     out: list[tuple[int, Callable[[Any], Any]]] = []
+    # This thread's connection itself: each attribute read through the `connection` proxy costs
+    # a thread-local lookup, and the preparers run for every value.
+    conn = connections[DEFAULT_DB_ALIAS]
     for i, f in enumerate(_stored_fields(model)):
         if isinstance(f, EncryptedTextField):
             out.append((i, f.ciphertext))
         elif f.get_internal_type() == "DateTimeField":
-            out.append((i, partial(_adapt_datetime, connection.ops.adapt_datetimefield_value)))
+            out.append((i, partial(_adapt_datetime, conn.ops.adapt_datetimefield_value)))
         elif f.get_internal_type() not in _SIMPLE:
-            out.append((i, partial(f.get_db_prep_save, connection=connection)))
+            out.append((i, partial(f.get_db_prep_save, connection=conn)))
     return out
 
 
@@ -112,6 +118,7 @@ class Inserter:
         fields = _stored_fields(model)
         self.index = {f.attname: i for i, f in enumerate(fields)}
         self.values_of = attrgetter(*(f.attname for f in fields))
+        self.values_in = itemgetter(*(f.attname for f in fields))
         self.pk_index = self.index[model._meta.pk.attname]
         # An automatic key is reserved for each row; any other (an NPI...) comes with the row.
         self.auto_pk = model._meta.pk.get_internal_type() in ("AutoField", "BigAutoField", "SmallAutoField")
@@ -131,7 +138,10 @@ class Inserter:
         self.placeholders = ", ".join(["%s"] * len(fields))
 
     def values(self, obj: Any) -> list[Any]:
-        return list(self.values_of(obj))
+        try:  # straight from the instance's dict: reading through the fields' descriptors is slower
+            return list(self.values_in(obj.__dict__))
+        except KeyError:  # a deferred field
+            return list(self.values_of(obj))
 
     def row(self, values: dict[str, Any]) -> list[Any]:
         """A row from field values by attname, the model's defaults for the others (no
@@ -191,27 +201,86 @@ class Blueprint:
     model sends no pre_init/post_init signal (Django's own receivers are for generic relations
     and image fields, which these models do not have)."""
 
+    REMEMBERED = 20_000  # values remembered per field by clean_fields
+
     def __init__(self, model: type[models.Model]) -> None:
         self.model = model
-        self.fields = _defaults(model._meta.concrete_fields)
-        self.attnames = {name for name, _ in self.fields}
-        self.relations = {f.name for f in model._meta.concrete_fields if f.is_relation}
+        fields = _defaults(model._meta.concrete_fields)
+        self.attnames = {name for name, _ in fields}
+        self.constants = {name: default for name, default in fields if not callable(default)}
+        self.callables = [(name, default) for name, default in fields if callable(default)]
+        self.relations = {f.name: f for f in model._meta.concrete_fields if f.is_relation}
+        self.checked = [f for f in model._meta.fields if not f.generated]
+        self.accepted: dict[str, dict[tuple[type, Any], Any]] = {f.name: {} for f in self.checked}
         assert not any(isinstance(f, models.ImageField) for f in model._meta.concrete_fields), (
             "post_init is needed"
         )
 
     def make(self, **kwargs: Any) -> Any:
         """`model(**kwargs)`, related objects by field name and values by attname, made by `new`."""
-        related = {name: kwargs.pop(name) for name in self.relations & kwargs.keys()}
+        related = {name: kwargs.pop(name) for name in self.relations.keys() & kwargs.keys()}
         if unknown := kwargs.keys() - self.attnames:
             raise TypeError(f"{self.model.__name__} has no field {', '.join(sorted(unknown))}")
         return self.new(kwargs, **related)
 
     def new(self, values: dict[str, Any], **related: Any) -> Any:
         obj = self.model.__new__(self.model)
+        state = obj.__dict__
+        state.update(self.constants)
+        for name, default in self.callables:
+            if name not in values:
+                state[name] = default()
+        state.update(values)
         obj._state = ModelState()
-        obj.__dict__.update(_filled(self.fields, values))
         for name, related_obj in related.items():
             if related_obj is not None:
-                setattr(obj, name, related_obj)  # caches it: validation then makes no query
+                self.relate(obj, name, related_obj)
         return obj
+
+    def relate(self, obj: Any, name: str, related_obj: Any) -> None:
+        """`obj.<name> = related_obj` (a foreign key), without the descriptor's checks and
+        routing: its id, or None until it is saved, and the object itself in the cache, so that
+        validation makes no query and the id can be read once the row is inserted."""
+        field = self.relations[name]
+        if not isinstance(related_obj, field.related_model):
+            raise ValueError(f"{self.model.__name__}.{name} must be a {field.related_model.__name__}")
+        obj.__dict__[field.attname] = getattr(related_obj, field.target_field.attname)
+        obj._state.fields_cache[name] = related_obj
+        if field.one_to_one:
+            field.remote_field.set_cached_value(related_obj, obj)
+
+    def clean_fields(self, obj: Any, exclude: frozenset[str] | set[str] = frozenset()) -> None:
+        """`obj.clean_fields(exclude)`, remembering the values each field accepted: an import
+        checks the same cities, states and credentials thousands of times. A field's check depends
+        on the value alone, except a relation's (it looks the row up), which is made every time.
+        At the first value refused, the model checks the whole object again for its messages."""
+        state = obj.__dict__
+        for f in self.checked:
+            if f.name in exclude:
+                continue
+            raw = state[f.attname]
+            if f.blank and raw in f.empty_values:
+                continue
+            if isinstance(raw, DatabaseDefault):
+                continue
+            accepted = self.accepted[f.name]
+            try:
+                key = (type(raw), raw)
+                cleaned = accepted[key]
+            except TypeError:  # unhashable (a list for a JSON field)
+                key, cleaned = None, _MISSING
+            except KeyError:
+                cleaned = _MISSING
+            if cleaned is _MISSING:
+                try:
+                    cleaned = f.clean(raw, obj)
+                except ValidationError:
+                    obj.clean_fields(exclude=exclude)
+                    raise
+                if key is not None and not f.is_relation and len(accepted) < self.REMEMBERED:
+                    accepted[key] = cleaned
+            if type(cleaned) is not type(raw) or cleaned != raw:
+                setattr(obj, f.attname, cleaned)
+
+
+_MISSING = object()

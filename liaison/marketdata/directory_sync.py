@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.db.models.functions import Substr
 
 from liaison.core.geo import haversine_miles
-from liaison.core.rows import Blueprint, insert_rows
+from liaison.core.rows import Blueprint, Inserter, insert_rows
 from liaison.directory.models import Location, Practice, Provider, Source, Taxonomy
 from liaison.marketdata.models import DirectoryChange, ImportRun, NppesRecord
 from liaison.marketdata.nppes_rows import Parsed, address_key
@@ -90,6 +90,16 @@ def _make(model: type, **kwargs: Any) -> Any:
     return _blueprint(model).make(**kwargs)
 
 
+def _relate(obj: Any, name: str, related: Any) -> None:
+    """`obj.<name> = related` for a fraction of the cost."""
+    _blueprint(type(obj)).relate(obj, name, related)
+
+
+def _clean_fields(obj: Any, *exclude: str) -> None:
+    """`obj.clean_fields(exclude)`, remembering the values each field accepted."""
+    _blueprint(type(obj)).clean_fields(obj, frozenset(exclude))
+
+
 def _messages(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
         return "; ".join(f"{k}: {m}" for k, msgs in exc.message_dict.items() for m in msgs)
@@ -132,6 +142,7 @@ class DirectorySync:
             for s in Location.objects.sites().exclude(latitude__isnull=True).order_by("pk")
         ]
         self.missing_codes: set[str] = set()
+        self.nearest: dict[tuple[float, float], dict[str, Any]] = {}
         self.places: dict[str, Place] = {}
         self.offices: dict[int, set[str]] = defaultdict(set)  # practice id -> address keys of its offices
         self.office_ids: dict[tuple[int, str], int] = {}
@@ -177,13 +188,13 @@ class DirectorySync:
     def _nearest(self, place: Place | None) -> dict[str, Any]:
         if place is None or place.latitude is None or not self.sites:
             return {}
-        site, lat, lon = min(
-            self.sites, key=lambda s: haversine_miles(place.latitude, place.longitude, s[1], s[2])
-        )
-        return {
-            "nearest_site": site,
-            "distance_miles": round(haversine_miles(place.latitude, place.longitude, lat, lon), 2),
-        }
+        point = (place.latitude, place.longitude)
+        if (found := self.nearest.get(point)) is None:  # offices share ZIP centroids
+            distance, site = min(
+                ((haversine_miles(*point, lat, lon), s) for s, lat, lon in self.sites), key=lambda d: d[0]
+            )
+            found = self.nearest[point] = {"nearest_site": site, "distance_miles": round(distance, 2)}
+        return found
 
     def _specialty(self, code: str | None) -> str:
         return self.taxonomies.get(code or "", code or "")
@@ -191,7 +202,7 @@ class DirectorySync:
     def _new_office(self, p: Parsed, practice: Practice) -> Place | None:
         location = _make(Location, source=Source.NPPES, practice=practice, **p.location)
         try:
-            location.clean_fields(exclude=["practice"])
+            _clean_fields(location, "practice")
             location.clean()
         except ValidationError as exc:
             self.warn(p.npi, f"NPI {p.npi}: office not added ({_messages(exc)})")
@@ -323,7 +334,7 @@ class DirectorySync:
         if p.entity_type is not None:
             record.entity_type = p.entity_type
         record.row_hash = p.hash
-        record.last_run = self.run
+        _relate(record, "last_run", self.run)
         if not p.deactivation_only:
             record.values = p.values
             record.address_key, record.address = p.address_key, p.address[:300]
@@ -409,7 +420,7 @@ class DirectorySync:
         if changed:
             batch.update(provider, changed)
         new_record = self._record(p, record)
-        new_record.provider = provider
+        _relate(new_record, "provider", provider)
         new_record.hand_edited = sorted(set(kept))
         if place is not None and (moved or new_record.location_id is None):
             self._set_location(new_record, place)
@@ -417,7 +428,7 @@ class DirectorySync:
 
     def _set_location(self, record: NppesRecord, place: Place) -> None:
         if place.location is not None:
-            record.location = place.location
+            _relate(record, "location", place.location)
         else:
             record.location_id = place.location_id
 
@@ -436,7 +447,7 @@ class DirectorySync:
         if p.is_deactivated:
             provider.status, provider.deactivated_on = Provider.Status.DEACTIVATED, p.deactivated_on
         try:
-            provider.clean_fields(exclude=["primary_taxonomy"])
+            _clean_fields(provider, "primary_taxonomy")
         except ValidationError as exc:
             self.reject(p.npi, f"NPI {p.npi}: {_messages(exc)}")
             return
@@ -448,7 +459,7 @@ class DirectorySync:
         if place is not None:
             self.batch.links.append((provider, place))
         new_record = self._record(p, record)
-        new_record.provider = provider
+        _relate(new_record, "provider", provider)
         if place is not None:
             self._set_location(new_record, place)
         self._change(
@@ -478,14 +489,14 @@ class DirectorySync:
                 is_active=not p.is_deactivated,
             )
             try:
-                practice.clean_fields()
+                _clean_fields(practice)
             except ValidationError as exc:
                 self.reject(p.npi, f"NPI {p.npi}: {_messages(exc)}")
                 return
             batch.practices.append(practice)
             place = self.place_for_organisation(p, practice, first_time=True)
             new_record = self._record(p, record)
-            new_record.practice = practice
+            _relate(new_record, "practice", practice)
             if place is not None:
                 self._set_location(new_record, place)
             self._change(
@@ -530,7 +541,7 @@ class DirectorySync:
         if changed:
             batch.update(practice, changed)
         new_record = self._record(p, record)
-        new_record.practice = practice
+        _relate(new_record, "practice", practice)
         new_record.hand_edited = sorted(set(kept))
         if place is not None:
             self._set_location(new_record, place)
@@ -575,9 +586,9 @@ class DirectorySync:
                 batch.update(practice, {"is_active"})
         new_record = self._record(p, record)
         if provider is not None:
-            new_record.provider = provider
+            _relate(new_record, "provider", provider)
         if practice is not None:
-            new_record.practice = practice
+            _relate(new_record, "practice", practice)
         run.updated += 1
 
     # --- writing ----------------------------------------------------------------------------
@@ -606,20 +617,16 @@ class DirectorySync:
             for provider_id, location_id in batch.unlinks:
                 gone |= Q(provider_id=provider_id, location_id=location_id)
             through.objects.filter(gone).delete()
-        through.objects.bulk_create(
-            [through(provider_id=prov.pk, location_id=place.pk) for prov, place in batch.links],
-            ignore_conflicts=True,
-        )
+        # A provider added by this batch has no links yet: its rows go in with plain INSERTs.
+        new = {id(provider) for provider in batch.providers}
+        _link(through, [(prov, {"location_id": place.pk}) for prov, place in batch.links], new)
         if batch.secondary:
             sec = Provider.secondary_taxonomies.through
-            sec.objects.filter(provider_id__in=[prov.pk for prov, _ in batch.secondary]).delete()
-            sec.objects.bulk_create(
-                [
-                    sec(provider_id=prov.pk, taxonomy_id=code)
-                    for prov, codes in batch.secondary
-                    for code in codes
-                ],
-                ignore_conflicts=True,
+            sec.objects.filter(
+                provider_id__in=[prov.pk for prov, _ in batch.secondary if id(prov) not in new]
+            ).delete()
+            _link(
+                sec, [(prov, {"taxonomy_id": code}) for prov, codes in batch.secondary for code in codes], new
             )
         _bulk_update(Provider, batch.provider_updates.values())
         _bulk_update(Practice, batch.practice_updates.values())
@@ -652,6 +659,15 @@ def _sync_foreign_keys(obj: Any) -> None:
             attname = obj._meta.get_field(name).attname
             if getattr(obj, attname) != related.pk:
                 setattr(obj, attname, related.pk)
+
+
+def _link(through: type, links: list[tuple[Provider, dict[str, Any]]], new: set[int]) -> None:
+    """Rows of a many-to-many table: a new provider's inserted, another's unless already there."""
+    inserter = Inserter(through)
+    inserter.insert([inserter.row({"provider_id": prov.pk, **v}) for prov, v in links if id(prov) in new])
+    through.objects.bulk_create(
+        [through(provider_id=prov.pk, **v) for prov, v in links if id(prov) not in new], ignore_conflicts=True
+    )
 
 
 def _bulk_update(model: type, entries: Iterable[tuple[Any, set[str]]]) -> None:

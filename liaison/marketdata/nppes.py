@@ -15,22 +15,20 @@ report) into the directory.
 from __future__ import annotations
 
 import csv
-import math
 import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import zipcodes
 from django.conf import settings
 from django.db.models import Q
 
-from liaison.core.geo import haversine_miles
+from liaison.core.geo import zips_near
 from liaison.directory.models import US_STATES, Location, Practice, Provider, Source, Taxonomy
 from liaison.directory.validators import TAXONOMY_RE
 from liaison.marketdata.directory_sync import DirectorySync, deactivation_row
@@ -48,42 +46,6 @@ from liaison.marketdata.scan import (
 )
 
 DEACTIVATION_DATE_COLUMNS = ("NPPES Deactivation Date", "NPI Deactivation Date", "Deactivation Date")
-
-
-@lru_cache(maxsize=1)
-def _all_zips() -> tuple[tuple[str, float, float], ...]:
-    """(ZIP, latitude, longitude) of every US ZIP. Building the list from `zipcodes` takes most of a
-    second, so it is kept in the scratch folder, per version of the package."""
-    cache = _tmp_root() / f"zip-centroids-{zipcodes.__version__}.tsv"
-    if cache.exists():
-        try:
-            rows = [line.split("\t") for line in cache.read_text().splitlines()]
-            return tuple((z, float(lat), float(lon)) for z, lat, lon in rows)
-        except ValueError:
-            pass  # damaged: rebuild it
-    out = []
-    for z in zipcodes.list_all():
-        try:
-            out.append((z["zip_code"], float(z["lat"]), float(z["long"])))
-        except (TypeError, ValueError):
-            continue
-    partial = cache.with_suffix(".partial")
-    partial.write_text("".join(f"{z}\t{lat}\t{lon}\n" for z, lat, lon in out))
-    partial.replace(cache)
-    return tuple(out)
-
-
-def zips_near(points: Iterable[tuple[float, float]], miles: float) -> list[str]:
-    """ZIP codes whose centroid is within `miles` of any point: the same centroids the directory
-    uses, so 'near our sites' means the same thing in the import and on the pages."""
-    boxes = [(a, b, miles / 69.0, miles / max(1e-6, 69.172 * math.cos(math.radians(a)))) for a, b in points]
-    found = set()
-    for z, lat, lon in _all_zips():
-        for a, b, dlat, dlon in boxes:
-            if abs(lat - a) <= dlat and abs(lon - b) <= dlon and haversine_miles(lat, lon, a, b) <= miles:
-                found.add(z)
-                break
-    return sorted(found)
 
 
 def resolve_taxonomy_filter(items: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -109,6 +109,7 @@ _KEEP_UPPER = {
 _KEEP_UPPER |= {"NE", "NW", "SE", "SW", "OB", "GYN", "ENT"}
 
 
+@lru_cache(maxsize=1 << 16)
 def titled(value: str) -> str:
     """NPPES writes names in capitals: 'DAVID A WIEBE' -> 'David A Wiebe', keeping 'LLC', 'MD'..."""
     out = []
