@@ -20,7 +20,7 @@ from liaison.marketdata.directory_sync import DirectorySync
 from liaison.marketdata.models import DirectoryChange, ImportRun, NppesRecord
 from liaison.marketdata.nppes import NppesImport
 from liaison.marketdata.nppes_rows import parse_date
-from liaison.marketdata.scan import ImportFileError, PolarsScan
+from liaison.marketdata.scan import ImportFileError, PolarsScan, ScanFallback, read_ahead
 from tests.conftest import make_npi
 from tests.external import sample
 from tests.marketdata_files import NppesEntry, columbus, far_away, npi, write_nppes, zip_it
@@ -415,6 +415,30 @@ def test_a_bad_row_half_way_hands_over_to_the_careful_reader_without_losing_or_r
     import_nppes(path, "--batch-size", "10")
     assert snapshot() == handed_over
     assert ImportRun.objects.get().rejected_rows == rejected
+
+
+def test_batches_read_ahead_come_in_order_with_the_readers_error_and_stop_their_thread():
+    import threading
+
+    def reader(fail_at=None):
+        for i in range(10):
+            if i == fail_at:
+                raise ScanFallback(f"bad row in batch {i}")
+            yield [(i,)]
+
+    assert [b[0][0] for b in read_ahead(reader(), depth=2)] == list(range(10))
+    got = []
+    with pytest.raises(ScanFallback, match="batch 6"):
+        for batch in read_ahead(reader(fail_at=6), depth=2):
+            got.append(batch[0][0])
+    assert got == [0, 1, 2, 3, 4, 5]  # every batch before the error, then the error
+
+    source = reader()
+    ahead = read_ahead(source, depth=2)
+    next(ahead)
+    ahead.close()  # as an import that stops at a bad batch of its own
+    assert not any(t.name == "read-ahead" for t in threading.enumerate())
+    assert source.gi_frame is None  # the reader was closed too
 
 
 def test_nppes_dates_read_in_every_spelling_and_impossible_ones_are_none():

@@ -111,6 +111,29 @@ def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market):
     assert SharedPatientPair.objects.count() == 1
 
 
+def test_counts_are_rounded_half_to_even_and_impossible_ones_refused(db, tmp_path, market):
+    # Most rows are checked by the scan, the others by Python: both must round and refuse alike.
+    path = tmp_path / "pspp-2015-days90.txt"
+    path.write_text(
+        f"{market['near']},{market['ours']},60,34.5,2\n"
+        f"{market['ours']},{market['near']},60.5,35.5,2.5\n"
+        f"{market['far']},{market['ours']},10,-3,0\n"
+        f"{market['ours']},{market['far']},10,inf,0\n"
+        f"{market['far']},{market['near']},10,,0\n"
+        f"{market['near']},{market['far']},1e300,12,0\n"
+    )
+    out = run_import("shared-patients", path)
+    got = {
+        (p.from_npi, p.to_npi): (p.patients, p.transactions, p.same_day)
+        for p in SharedPatientPair.objects.all()
+    }
+    assert got == {(market["near"], market["ours"]): (34, 60, 2), (market["ours"], market["near"]): (36, 60, 2)}
+    assert "row 3:" in out and "a count is negative" in out
+    assert "row 4:" in out and "patient count inf is out of range" in out
+    assert "row 5:" in out and "no patient count" in out
+    assert "row 6:" in out and "pair/transaction count 1e+300 is out of range" in out
+
+
 def test_the_wrong_kind_of_file_and_a_missing_window_are_explained(db, tmp_path, market):
     with pytest.raises(CommandError, match="cannot tell the day window from the file name: give --window"):
         run_import(

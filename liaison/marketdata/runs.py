@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from liaison.audit.services import record
 from liaison.core.jobs import Progress
+from liaison.core.rows import frozen_heap
 from liaison.marketdata.models import ImportRun
 from liaison.marketdata.scan import (
     TICK_EVERY,
@@ -41,6 +42,7 @@ from liaison.marketdata.scan import (
     average_line_bytes,
     file_key,
     open_source,
+    read_ahead,
 )
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,10 @@ class FileImport:
     # --- the run ----------------------------------------------------------------------------
 
     def execute(self) -> ImportRun:
+        with frozen_heap():
+            return self._execute()
+
+    def _execute(self) -> ImportRun:
         try:
             with open_source(self.path, self.choose_member) as src:
                 self.src = src
@@ -243,12 +249,13 @@ class FileImport:
             scan: CsvScan | PolarsScan = PolarsScan(
                 src.path, self.columns, header=self.has_header, label=src.label
             )
-            batches = scan.stream(plan)
         else:
             scan = CsvScan(src.path, self.columns, header=self.has_header, types=self.types, label=src.label)
+        batches = None
         try:
-            if plan is None:
-                batches = scan.stream(*self.prepare(scan), self.batch_size)
+            batches = read_ahead(
+                scan.stream(plan) if plan is not None else scan.stream(*self.prepare(scan), self.batch_size)
+            )
             self.begin()
             estimate = self._estimate
             ticks, index, batch_no = 0, 0, 0
@@ -288,6 +295,8 @@ class FileImport:
                 self._commit(pending, index, batch_no)
             self._finish(scan, self._shown)
         finally:
+            if batches is not None:
+                batches.close()  # now, not when the traceback lets go of it: it stops the reading thread
             scan.close()
 
     def _commit(self, rows: list[tuple], index: int, batch_no: int) -> None:

@@ -13,6 +13,7 @@ includes our competitors) are kept, so import NPPES for the area first.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -118,31 +119,40 @@ class SharedPatientsImport(FileImport):
             )
         scan.table("f_npis", npis)
         a, b = self.columns[0], self.columns[1]
-
-        # Counts are cast by DuckDB; the text comes along only when it is not a number, to be named.
-        def count(column: str) -> str:
-            return (
-                f"try_cast(trim({column}) AS DOUBLE), "
-                f"CASE WHEN try_cast(trim({column}) AS DOUBLE) IS NULL THEN trim({column}) END"
-            )
-
         if self.source == SharedPatientDataset.Source.CMS:
-            counts = [
-                count("bene_count"),
-                count("pair_count"),
-                count("same_day_count"),
-                "NULL, NULL",
-                "NULL, NULL",
-            ]
+            columns = ["bene_count", "pair_count", "same_day_count", None, None]
         else:
-            counts = [
-                count("patient_count"),
-                count("transaction_count"),
-                "NULL, NULL",
-                count("average_day_wait"),
-                count("std_day_wait"),
+            columns = ["patient_count", "transaction_count", None, "average_day_wait", "std_day_wait"]
+        # Each count as a number (cast by DuckDB), and its text when it is not one, to be named.
+        numbers = [f"try_cast(trim({c}) AS DOUBLE)" if c else "NULL::DOUBLE" for c in columns]
+        texts = [
+            f"CASE WHEN {n} IS NULL THEN trim({c}) END" if c else "NULL"
+            for c, n in zip(columns, numbers, strict=True)
+        ]
+        # The three counts rounded as Python rounds (half to even), and whether the row passes every
+        # check of `write_batch` (most do): then it is written as it comes, without those checks.
+        rounded = [f"try_cast(round_even({n}, 0) AS BIGINT)" for n in numbers[:3]]
+        good = " AND ".join(
+            [
+                f"npi_ok(trim({a})) AND npi_ok(trim({b}))",
+                f"{rounded[0]} IS NOT NULL",
+                *(
+                    f"({n} IS NULL OR ({r} IS NOT NULL AND {n} >= 0))"
+                    for n, r in zip(numbers[:3], rounded, strict=True)
+                ),
+                *(f"({n} IS NULL OR isfinite({n}))" for n in numbers[3:]),
+                *(f"coalesce({t}, '') = ''" for t in texts),
             ]
-        select = f"trim({a}), trim({b}), " + ", ".join(counts)
+        )
+        select = ", ".join(
+            [
+                f"trim({a}), trim({b})",
+                f"coalesce({good}, false)",
+                *rounded,
+                *numbers[3:],
+                *(f"{n}, {t}" for n, t in zip(numbers, texts, strict=True)),
+            ]
+        )
         keep = f"trim({a}) IN (SELECT v FROM f_npis) OR trim({b}) IN (SELECT v FROM f_npis)"  # noqa: S608 (identifiers quoted; values go through tables)
         return select, keep, a
 
@@ -158,7 +168,11 @@ class SharedPatientsImport(FileImport):
     def write_batch(self, rows: list[tuple]) -> None:
         run = self.run
         pairs: dict[tuple[str, str], tuple] = {}
-        for a, b, *raw in rows:
+        for row in rows:
+            if row[2]:  # checked by the scan
+                pairs[(row[0], row[1])] = row[3:8]
+                continue
+            a, b, raw = row[0], row[1], row[8:]
             problem = npi_problem(a or "") or npi_problem(b or "")
             if problem:
                 self.reject(f"{a},{b}", problem)
@@ -168,6 +182,11 @@ class SharedPatientsImport(FileImport):
                 f"{label} '{text[:20]}' is not a number"
                 for label, text in zip(COUNT_LABELS, raw[1::2], strict=True)
                 if text
+            ]
+            bad += [
+                f"{label} {value} is out of range"
+                for label, value in zip(COUNT_LABELS, raw[0::2], strict=True)
+                if value is not None and not (math.isfinite(value) and abs(value) < 2**62)
             ]
             if patients is None and not bad:
                 bad = ["no patient count"]
