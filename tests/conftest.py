@@ -205,3 +205,10 @@ def _reference_data(request):
 def _is_transactional(request) -> bool:
     marker = request.node.get_closest_marker("django_db")
     return bool(marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames
+
+
+@pytest.fixture(params=["polars", "duckdb"])
+def reader(request, settings):
+    """Each reader on its own: the fast one (Polars) and the careful one (DuckDB) keep the same rows."""
+    settings.MARKETDATA_FAST_SCAN = request.param == "polars"
+    return request.param

@@ -67,13 +67,6 @@ def snapshot():
     return providers, practices, records, changes
 
 
-@pytest.fixture(params=["polars", "duckdb"])
-def reader(request, settings):
-    """Each reader on its own: the fast one (Polars) and the careful one (DuckDB) keep the same rows."""
-    settings.MARKETDATA_FAST_SCAN = request.param == "polars"
-    return request.param
-
-
 # --- the real samples -----------------------------------------------------------------------
 
 

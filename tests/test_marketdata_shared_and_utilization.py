@@ -15,6 +15,7 @@ from liaison.marketdata.models import (
     SharedPatientDataset,
     SharedPatientPair,
 )
+from liaison.marketdata.scan import PolarsScan
 from liaison.marketdata.shared_patients import SharedPatientsImport, window_from_name
 from liaison.marketdata.utilization import UtilizationImport
 from tests.conftest import make_npi
@@ -39,7 +40,7 @@ def test_the_day_window_and_year_come_from_the_file_name():
     assert window_from_name("physician-shared-patient-patterns-2015.txt") is None
 
 
-def test_cms_pairs_touching_our_providers_or_providers_near_our_sites_are_kept(db, tmp_path, market):
+def test_cms_pairs_touching_our_providers_or_providers_near_our_sites_are_kept(db, tmp_path, market, reader):
     stranger1, stranger2 = npi(1), npi(2)
     path = write_shared_patients(
         tmp_path / "physician-shared-patient-patterns-2015-days30.txt",
@@ -62,7 +63,7 @@ def test_cms_pairs_touching_our_providers_or_providers_near_our_sites_are_kept(d
     assert "0 inserted, 0 updated, 3 unchanged" in run_import("shared-patients", path, "--force")
 
 
-def test_a_careset_hop_teaming_file_is_recognised_by_its_header(db, tmp_path, market):
+def test_a_careset_hop_teaming_file_is_recognised_by_its_header(db, tmp_path, market, reader):
     path = tmp_path / "DocGraph_Hop_Teaming_2018.csv"
     path.write_text(
         "from_npi,to_npi,patient_count,transaction_count,average_day_wait,std_day_wait\n"
@@ -81,7 +82,7 @@ def test_a_careset_hop_teaming_file_is_recognised_by_its_header(db, tmp_path, ma
     assert SharedPatientDataset.objects.get().key == "careset-2018"
 
 
-def test_a_new_file_for_the_same_dataset_updates_the_counts(db, tmp_path, market):
+def test_a_new_file_for_the_same_dataset_updates_the_counts(db, tmp_path, market, reader):
     first = write_shared_patients(
         tmp_path / "pspp-2015-days30.txt", [(market["near"], market["ours"], 60, 35, 2)]
     )
@@ -95,7 +96,7 @@ def test_a_new_file_for_the_same_dataset_updates_the_counts(db, tmp_path, market
     assert SharedPatientPair.objects.get(from_npi=market["near"]).patients == 41
 
 
-def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market):
+def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market, reader):
     path = tmp_path / "pspp-2015-days60.txt"
     path.write_text(
         f"{market['near']},{market['ours']},60,35,2\n"
@@ -111,8 +112,15 @@ def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market):
     assert SharedPatientPair.objects.count() == 1
 
 
-def test_counts_are_rounded_half_to_even_and_impossible_ones_refused(db, tmp_path, market):
+def test_counts_are_rounded_half_to_even_and_impossible_ones_refused(
+    db, tmp_path, market, reader, caplog, monkeypatch
+):
     # Most rows are checked by the scan, the others by Python: both must round and refuse alike.
+    caplog.set_level("INFO", logger="liaison.marketdata.runs")
+    streams = []
+    monkeypatch.setattr(
+        PolarsScan, "stream", lambda scan, plan, real=PolarsScan.stream: streams.append(1) or real(scan, plan)
+    )
     path = tmp_path / "pspp-2015-days90.txt"
     path.write_text(
         f"{market['near']},{market['ours']},60,34.5,2\n"
@@ -127,11 +135,16 @@ def test_counts_are_rounded_half_to_even_and_impossible_ones_refused(db, tmp_pat
         (p.from_npi, p.to_npi): (p.patients, p.transactions, p.same_day)
         for p in SharedPatientPair.objects.all()
     }
-    assert got == {(market["near"], market["ours"]): (34, 60, 2), (market["ours"], market["near"]): (36, 60, 2)}
+    assert got == {
+        (market["near"], market["ours"]): (34, 60, 2),
+        (market["ours"], market["near"]): (36, 60, 2),
+    }
     assert "row 3:" in out and "a count is negative" in out
     assert "row 4:" in out and "patient count inf is out of range" in out
     assert "row 5:" in out and "no patient count" in out
     assert "row 6:" in out and "pair/transaction count 1e+300 is out of range" in out
+    assert "read on with DuckDB" not in caplog.text  # every row was readable: the reader kept them all
+    assert len(streams) == (reader == "polars")
 
 
 def test_the_wrong_kind_of_file_and_a_missing_window_are_explained(db, tmp_path, market):
@@ -148,14 +161,14 @@ def test_the_wrong_kind_of_file_and_a_missing_window_are_explained(db, tmp_path,
         run_import("shared-patients", nucc)
 
 
-def test_without_our_sites_and_physicians_there_is_nothing_to_keep(db, tmp_path):
+def test_without_our_sites_and_physicians_there_is_nothing_to_keep(db, tmp_path, reader):
     path = write_shared_patients(tmp_path / "pspp-2015-days30.txt", [(npi(1), npi(2), 40, 20, 0)])
     with pytest.raises(CommandError, match="no provider to keep pairs for"):
         run_import("shared-patients", path)
 
 
 def test_a_shared_patient_import_killed_half_way_resumes(
-    db, tmp_path, monkeypatch, market, referring_location
+    db, tmp_path, monkeypatch, market, referring_location, reader
 ):
     others = []
     for i in range(30):

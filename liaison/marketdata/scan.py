@@ -201,6 +201,14 @@ CREATE MACRO npi_ok(n) AS CASE WHEN regexp_full_match(coalesce(n, ''), '[12][0-9
 """
 
 
+def npi_ok(npi: pl.Expr) -> pl.Expr:
+    """`NPI_OK` in Polars."""
+    digits = [npi.str.slice(i, 1).cast(pl.Int64, strict=False) for i in range(10)]
+    doubled = [d * 2 - (d >= 5).cast(pl.Int64) * 9 for d in digits[0:10:2]]
+    total = pl.sum_horizontal(pl.lit(24), *doubled, *digits[1:10:2])
+    return pl.when(npi.str.contains(r"^[12][0-9]{9}$")).then(total % 10 == 0).otherwise(False)
+
+
 @dataclass
 class CsvScan:
     """A DuckDB scan of one CSV file with named VARCHAR (or typed) columns."""
@@ -336,6 +344,7 @@ class PolarsPlan:
 
     select: list[pl.Expr]
     keep: pl.Expr
+    chunk_rows: int = 0  # rows read per batch, if not PolarsScan's
 
 
 @dataclass
@@ -381,17 +390,15 @@ class PolarsScan:
         through = pl.col("__keep") | pl.col("__tick") | pl.col("__short")
         expected = 0
         try:
-            for df in frame.collect_batches(chunk_size=self.chunk_rows):
+            for df in frame.collect_batches(chunk_size=plan.chunk_rows or self.chunk_rows):
                 if not df.height:
                     continue
                 if df[_ROW][0] != expected:
                     raise ScanFallback(f"rows out of order at line {expected + 1 + self.header}")
                 expected += df.height
-                rows = df.filter(through).select("__keep", "__tick", "__short", *plan.select).rows()
-                for row in rows:
-                    if row[2]:
-                        raise ScanFallback("a row with fewer columns than the header")
-                yield [(keep, tick, *rest) for keep, tick, _short, *rest in rows]
+                if df["__short"].any():
+                    raise ScanFallback("a row with fewer columns than the header")
+                yield df.filter(through).select("__keep", "__tick", *plan.select).rows()
         except ScanFallback:
             raise
         except Exception as exc:  # whatever Polars cannot read, DuckDB reads or explains
