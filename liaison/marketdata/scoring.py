@@ -25,12 +25,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from liaison.core.geo import haversine_miles
-from liaison.core.rows import insert_rows
+from liaison.core.rows import Blueprint, insert_rows
 from liaison.directory.models import Location, Provider, Taxonomy
 from liaison.directory.selectors import locations_near_sites
 from liaison.marketdata.models import MedicareProfile, Opportunity, SharedPatientDataset, SharedPatientPair
@@ -241,6 +242,53 @@ def explain(
     return text[:500]
 
 
+def _shared_patients(
+    dataset: SharedPatientDataset | None, npis: set[str], ours: set[str], competitors: set[str]
+) -> dict[str, tuple[int, int, int, int, int]]:
+    """For each of `npis` in the dataset: (patients shared with anyone, with our physicians, how
+    many of ours, with competitors, how many competitors). A pair listed both ways counts once,
+    with the larger count."""
+    if dataset is None:
+        return {}
+    rows = list(
+        SharedPatientPair.objects.filter(dataset=dataset, patients__gt=0)
+        .values_list("from_npi", "to_npi", "patients")
+        .iterator(chunk_size=20000)
+    )
+    if not rows:
+        return {}
+    pairs = (
+        pl.DataFrame(rows, schema={"a": pl.String, "b": pl.String, "patients": pl.Int64}, orient="row")
+        .select(
+            pl.when(pl.col("a") < pl.col("b")).then(pl.col("a")).otherwise(pl.col("b")).alias("a"),
+            pl.when(pl.col("a") < pl.col("b")).then(pl.col("b")).otherwise(pl.col("a")).alias("b"),
+            "patients",
+        )
+        .group_by("a", "b")
+        .agg(pl.col("patients").max())
+    )
+    sides = pl.concat(
+        [
+            pairs.select(pl.col("a").alias("me"), pl.col("b").alias("other"), "patients"),
+            pairs.select(pl.col("b").alias("me"), pl.col("a").alias("other"), "patients"),
+        ]
+    )
+    with_us = pl.col("other").is_in(sorted(ours))
+    with_competitors = ~with_us & pl.col("other").is_in(sorted(competitors))
+    found = (
+        sides.filter(pl.col("me").is_in(sorted(npis)))
+        .group_by("me")
+        .agg(
+            pl.col("patients").sum(),
+            pl.col("patients").filter(with_us).sum().alias("us"),
+            with_us.sum().alias("n_us"),
+            pl.col("patients").filter(with_competitors).sum().alias("comp"),
+            with_competitors.sum().alias("n_comp"),
+        )
+    )
+    return {me: tuple(rest) for me, *rest in found.iter_rows()}
+
+
 def rescore(*, actor: Any = "scoring", radius: float | None = None) -> ScoreSummary:
     """Rebuild the Opportunity table (one transaction: the page never sees half a table)."""
     radius = radius or market_radius()
@@ -272,29 +320,7 @@ def rescore(*, actor: Any = "scoring", radius: float | None = None) -> ScoreSumm
             candidates.append(n)
 
     dataset = latest_dataset()
-    pair_patients: dict[tuple[str, str], int] = {}
-    total_shared: dict[str, int] = defaultdict(int)
-    if dataset is not None:
-        for a, b, patients in (
-            SharedPatientPair.objects.filter(dataset=dataset)
-            .values_list("from_npi", "to_npi", "patients")
-            .iterator(chunk_size=20000)
-        ):
-            key = (a, b) if a < b else (b, a)
-            if patients > pair_patients.get(key, 0):
-                pair_patients[key] = patients
-        for (a, b), patients in pair_patients.items():
-            total_shared[a] += patients
-            total_shared[b] += patients
-    with_us: dict[str, list[int]] = defaultdict(list)
-    with_competitors: dict[str, list[int]] = defaultdict(list)
-    for (a, b), patients in pair_patients.items():
-        for me, other in ((a, b), (b, a)):
-            if other in ours:
-                with_us[me].append(patients)
-            elif other in competitor_npis:
-                with_competitors[me].append(patients)
-
+    shared = _shared_patients(dataset, {n.npi for n in candidates}, ours, competitor_npis)
     profiles: dict[str, tuple[int, int]] = {}
     for npi, year, benes in MedicareProfile.objects.exclude(beneficiaries__isnull=True).values_list(
         "npi", "year", "beneficiaries"
@@ -303,37 +329,29 @@ def rescore(*, actor: Any = "scoring", radius: float | None = None) -> ScoreSumm
             profiles[npi] = (year, benes)
 
     # Specialty fit: how much providers of each classification share with our specialty here.
+    nothing = (0, 0, 0, 0, 0)
     by_class: dict[str, int] = defaultdict(int)
     for n in candidates:
         classification = taxonomies.get(n.primary or "", ("", ""))[0]
-        by_class[classification] += sum(with_us.get(n.npi, [])) + sum(with_competitors.get(n.npi, []))
+        total, us, _, comp, _ = shared.get(n.npi, nothing)
+        by_class[classification] += us + comp
     top_class = max(by_class.values(), default=0)
 
     rows = []
     for n in candidates:
-        shared_us, shared_comp = with_us.get(n.npi, []), with_competitors.get(n.npi, [])
+        total, us, n_us, comp, n_comp = shared.get(n.npi, nothing)
         classification = taxonomies.get(n.primary or "", ("", ""))[0]
         if n.npi in profiles:
             volume, volume_label = profiles[n.npi][1], f"Medicare patients in {profiles[n.npi][0]}"
         else:
-            volume, volume_label = total_shared.get(n.npi, 0), "patients shared with all providers"
-        rows.append(
-            (
-                n,
-                sum(shared_us),
-                len(shared_us),
-                sum(shared_comp),
-                len(shared_comp),
-                volume,
-                volume_label,
-                classification,
-            )
-        )
+            volume, volume_label = total, "patients shared with all providers"
+        rows.append((n, us, n_us, comp, n_comp, volume, volume_label, classification))
     top_us = max((r[1] for r in rows), default=0)
     top_comp = max((r[3] for r in rows), default=0)
     top_volume = max((r[5] for r in rows), default=0)
     now = timezone.now()
     label = dataset.label if dataset is not None else ""
+    make = Blueprint(Opportunity).make
     opportunities = []
     for n, us, n_us, comp, n_comp, volume, volume_label, classification in rows:
         if top_class:
@@ -349,7 +367,7 @@ def rescore(*, actor: Any = "scoring", radius: float | None = None) -> ScoreSumm
         }
         score = round(100 * sum(WEIGHTS[k] * v for k, v in parts.items()), 1)
         opportunities.append(
-            Opportunity(
+            make(
                 provider_id=n.provider_id,
                 practice_id=n.practice_id,
                 location_id=n.location_id,
