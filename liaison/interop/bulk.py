@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from liaison.audit.services import record
 from liaison.core.jobs import Progress
-from liaison.core.rows import Inserter, in_list
+from liaison.core.rows import Inserter, frozen_heap, in_list
 from liaison.interop.tabular import BuiltRow, MappingSpec, RowBuilder, read_table
 from liaison.referrals.models import Channel, DeclineReason, EventKind, Referral, ReferralEvent, Status
 from liaison.referrals.services import _actor_label
@@ -136,7 +136,7 @@ def import_table(
     result = ImportResult()
     workers = parallel.worker_count(total) if workers is None else workers
     progress.start(total, "checking and importing rows")
-    with _sqlite_cache(), transaction.atomic():
+    with frozen_heap(), _sqlite_cache(), transaction.atomic():
         chunks = batched(rows, CHUNK_ROWS)
         if workers > 0:
             built_chunks = parallel.build_in_workers(builder, chunks, workers)
