@@ -10,7 +10,7 @@ practising around Columbus) and a CMS-format shared-patient file. Then, each in 
 our three Columbus sites", and for the pairs "touching a provider near our sites or one of ours"):
 
 - ours:  `liaison import nppes FILE --radius 25`, then `liaison import shared-patients FILE`, end to
-         end (Polars scan for NPPES, DuckDB for the pairs, checks, directory writes, changes report,
+         end (Polars scan read ahead in a thread, checks, directory writes, changes report,
          scoring) into a fresh database; then both again (the monthly refresh), and the NPPES
          refresh once more with DuckDB as the only reader (MARKETDATA_FAST_SCAN=false);
 - floor: a Polars scan of the same columns with the same filter, collected in memory (no database):

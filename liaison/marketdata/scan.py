@@ -9,7 +9,9 @@ both streaming in file order, so that memory stays flat whatever the size of the
   carries on from its last committed batch with the careful reader.
 - `CsvScan` (DuckDB), the careful one: rows it cannot parse are set aside with their line number
   (`store_rejects`) and reported; the import goes on with the good rows. Importers without a
-  Polars plan (shared patients, utilisation), and gzipped files, always use it.
+  Polars plan (utilisation), and gzipped files, always use it.
+
+`read_ahead` runs either in a thread of its own, a few batches ahead of the import's writing.
 """
 
 from __future__ import annotations
