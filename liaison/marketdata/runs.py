@@ -366,11 +366,13 @@ def chunked(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 def _write_rows(
     model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple], conflict: str
-) -> int:
-    """INSERT rows ... ON CONFLICT `conflict`; returns the rows inserted or updated.
+) -> tuple[int, int | None]:
+    """INSERT rows ... ON CONFLICT `conflict`; returns the rows inserted or updated, and of those
+    the rows inserted where the database says it (PostgreSQL), else None.
 
     SQLite: executemany of one prepared statement. PostgreSQL: COPY into a temporary table, then one
-    INSERT ... SELECT (one statement per row over the network would cost more than the whole scan).
+    INSERT ... SELECT (one statement per row over the network would cost more than the whole scan),
+    which returns `xmax = 0` for each row: true for a row it inserted, false for one it updated.
     """
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
@@ -385,15 +387,19 @@ def _write_rows(
             with raw.copy(f"COPY liaison_rows ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            raw.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM liaison_rows {conflict}")  # noqa: S608 (quoted names)
-            affected = max(raw.rowcount, 0)
+            raw.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM liaison_rows {conflict} "  # noqa: S608 (quoted names)
+                "RETURNING (xmax = 0)"
+            )
+            inserted_flags = [flag for (flag,) in raw.fetchall()]
             raw.execute("DROP TABLE liaison_rows")
+            return len(inserted_flags), sum(inserted_flags)
         else:
             sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) {conflict}"  # noqa: S608
             for chunk in chunked(rows, 5000):
                 cursor.executemany(sql, chunk)
                 affected += max(cursor.rowcount, 0)
-    return affected
+    return affected, None
 
 
 def upsert_rows(
@@ -414,8 +420,11 @@ def upsert_rows(
         + " WHERE "
         + " OR ".join(f"{table}.{column[f]}{differs}excluded.{column[f]}" for f in values)
     )
-    scope = {keys[0]: rows[0][0]} if len({r[0] for r in rows}) == 1 else {}
-    before = model.objects.filter(**scope).count()
-    affected = _write_rows(model, [*keys, *values], rows, conflict)
-    inserted = model.objects.filter(**scope).count() - before
+    if connection.vendor == "postgresql":
+        affected, inserted = _write_rows(model, [*keys, *values], rows, conflict)
+    else:  # SQLite does not say which rows it inserted: count them
+        scope = {keys[0]: rows[0][0]} if len({r[0] for r in rows}) == 1 else {}
+        before = model.objects.filter(**scope).count()
+        affected, _ = _write_rows(model, [*keys, *values], rows, conflict)
+        inserted = model.objects.filter(**scope).count() - before
     return inserted, affected - inserted
