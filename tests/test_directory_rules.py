@@ -23,6 +23,8 @@ def test_real_format_npis_pass_the_check_digit(npi):
         ("123456789", "10 digits"),
         ("3234567893", "starting with 1 or 2"),
         ("12345abcde", "10 digits"),
+        ("1234567893\n", "10 digits"),
+        ("1٢٣٤٥٦٧٨٩٣", "10 digits"),  # Arabic-Indic digits, which \d takes
     ],
 )
 def test_a_bad_npi_is_refused_with_the_reason(npi, message):

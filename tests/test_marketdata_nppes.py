@@ -434,6 +434,21 @@ def test_batches_read_ahead_come_in_order_with_the_readers_error_and_stop_their_
     assert source.gi_frame is None  # the reader was closed too
 
 
+def test_an_import_freezes_the_heap_only_while_it_runs(db, tmp_path, monkeypatch):
+    import gc
+
+    frozen = []
+    monkeypatch.setattr(
+        runs.FileImport,
+        "_execute",
+        lambda self, real=runs.FileImport._execute: frozen.append(gc.get_freeze_count()) or real(self),
+    )
+    with pytest.raises(CommandError):
+        import_nppes(tmp_path / "missing.csv")
+    assert frozen and frozen[0] > 100_000  # Django and the modules, set aside during the import
+    assert gc.get_freeze_count() == 0  # and given back, even after a failure
+
+
 def test_nppes_dates_read_in_every_spelling_and_impossible_ones_are_none():
     assert (
         parse_date("05/01/2010") == parse_date("5/1/2010") == parse_date(" 2010-05-01 ") == date(2010, 5, 1)

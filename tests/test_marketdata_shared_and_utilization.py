@@ -147,6 +147,32 @@ def test_counts_are_rounded_half_to_even_and_impossible_ones_refused(
     assert len(streams) == (reader == "polars")
 
 
+def test_the_readers_npi_check_agrees_with_the_directorys():
+    import random
+
+    import duckdb
+    import polars as pl
+
+    from liaison.marketdata.nppes_rows import npi_problem
+    from liaison.marketdata.scan import NPI_OK, npi_ok
+
+    rng = random.Random(7)
+    values = [str(rng.randint(1_000_000_000, 2_999_999_999)) for _ in range(5000)]
+    values += [make_npi(i) for i in range(1, 200)]  # all valid
+    values += ["", "123", "3123456789", "12345678 3", "1234567893x", " 1234567893", "1234567893\n"]
+    values += ["１２３４５６７８９３", "1٢٣٤٥٦٧٨٩٣"]  # digits, but not ASCII ones
+    expected = [npi_problem(v) is None for v in values]
+    assert 200 < sum(expected) < len(values)  # both kinds are there
+    con = duckdb.connect()
+    con.execute(NPI_OK)
+    in_sql = [
+        ok for (ok,) in con.execute("SELECT npi_ok(v) FROM unnest($1::VARCHAR[]) t(v)", [values]).fetchall()
+    ]
+    in_polars = pl.DataFrame({"v": values}).select(npi_ok(pl.col("v")).alias("ok"))["ok"].to_list()
+    assert in_sql == expected
+    assert in_polars == expected
+
+
 def test_the_wrong_kind_of_file_and_a_missing_window_are_explained(db, tmp_path, market):
     with pytest.raises(CommandError, match="cannot tell the day window from the file name: give --window"):
         run_import(

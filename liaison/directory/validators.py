@@ -6,7 +6,7 @@ import re
 
 from django.core.exceptions import ValidationError
 
-NPI_RE = re.compile(r"^[12]\d{9}$")
+NPI_RE = re.compile(r"^[12][0-9]{9}\Z")  # ASCII digits only, and no newline after them
 TAXONOMY_RE = re.compile(r"^[0-9]{3}[0-9A-Z]{6}X$")
 
 
