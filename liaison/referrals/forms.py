@@ -12,7 +12,7 @@ from liaison.referrals.models import Channel, DeclineReason, ServiceLine, Status
 from liaison.referrals.selectors import QUEUE_VIEWS, SORTS
 from liaison.referrals.services import INCLUDED_WITH_NOTE, ReferrerInfo
 
-NPI_IN_TEXT = re.compile(r"\b([12]\d{9})\b")
+NPI_IN_TEXT = re.compile(r"\b([12][0-9]{9})\b")
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
