@@ -43,6 +43,7 @@ from liaison.marketdata.scan import (
     SourceFile,
     first_lines,
     sql_ident,
+    trimmed,
 )
 
 DEACTIVATION_DATE_COLUMNS = ("NPPES Deactivation Date", "NPI Deactivation Date", "Deactivation Date")
@@ -215,9 +216,6 @@ class NppesImport(FileImport):
         ]
         if not self._filtered:
             return PolarsPlan(select, pl.lit(True))
-
-        def trimmed(column: str) -> pl.Expr:
-            return pl.col(column).str.strip_chars(" ")
 
         conditions = []
         if self.states:

@@ -364,26 +364,38 @@ def chunked(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def _write_rows(
-    model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple], conflict: str
-) -> tuple[int, int | None]:
-    """INSERT rows ... ON CONFLICT `conflict`; returns the rows inserted or updated, and of those
-    the rows inserted where the database says it (PostgreSQL), else None.
+def upsert_rows(
+    model: type[models.Model], keys: Sequence[str], values: Sequence[str], rows: Sequence[tuple]
+) -> tuple[int, int]:
+    """INSERT rows (keys + values), or UPDATE the values of the row with the same keys when they
+    differ. Returns (inserted, updated); the other rows were unchanged. The same work for a first
+    load and a refresh.
 
-    SQLite: executemany of one prepared statement. PostgreSQL: COPY into a temporary table, then one
-    INSERT ... SELECT (one statement per row over the network would cost more than the whole scan),
-    which returns `xmax = 0` for each row: true for a row it inserted, false for one it updated.
+    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT (one statement per row over
+    the network would cost more than the whole scan), which returns `xmax = 0` for each row it
+    wrote: true where it inserted, false where it updated. SQLite: executemany of one prepared
+    statement; it does not say which rows it inserted, so the rows are counted before and after.
     """
+    if not rows:
+        return 0, 0
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
-    columns = ", ".join(qn(model._meta.get_field(f).column) for f in fields)
-    affected = 0
+    fields = [*keys, *values]
+    column = {f: qn(model._meta.get_field(f).column) for f in fields}
+    columns = ", ".join(column[f] for f in fields)
+    postgresql = connection.vendor == "postgresql"
+    differs = " IS DISTINCT FROM " if postgresql else " IS NOT "
+    conflict = (
+        f"ON CONFLICT ({', '.join(column[f] for f in keys)}) DO UPDATE SET "
+        + ", ".join(f"{column[f]} = excluded.{column[f]}" for f in values)
+        + " WHERE "
+        + " OR ".join(f"{table}.{column[f]}{differs}excluded.{column[f]}" for f in values)
+    )
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if postgresql:
             raw = cursor.cursor  # the psycopg cursor, for COPY
             raw.execute("DROP TABLE IF EXISTS liaison_rows")
-            empty_copy = f"CREATE TEMP TABLE liaison_rows AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608
-            raw.execute(empty_copy)
+            raw.execute(f"CREATE TEMP TABLE liaison_rows AS SELECT {columns} FROM {table} WITH NO DATA")  # noqa: S608 (quoted names)
             with raw.copy(f"COPY liaison_rows ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -393,38 +405,13 @@ def _write_rows(
             )
             inserted_flags = [flag for (flag,) in raw.fetchall()]
             raw.execute("DROP TABLE liaison_rows")
-            return len(inserted_flags), sum(inserted_flags)
-        else:
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) {conflict}"  # noqa: S608
-            for chunk in chunked(rows, 5000):
-                cursor.executemany(sql, chunk)
-                affected += max(cursor.rowcount, 0)
-    return affected, None
-
-
-def upsert_rows(
-    model: type[models.Model], keys: Sequence[str], values: Sequence[str], rows: Sequence[tuple]
-) -> tuple[int, int]:
-    """INSERT rows (keys + values), or UPDATE the values of the row with the same keys when they
-    differ. Returns (inserted, updated); the other rows were unchanged. The same work for a first
-    load and a refresh."""
-    if not rows:
-        return 0, 0
-    qn = connection.ops.quote_name
-    table = qn(model._meta.db_table)
-    column = {f: qn(model._meta.get_field(f).column) for f in [*keys, *values]}
-    differs = " IS DISTINCT FROM " if connection.vendor == "postgresql" else " IS NOT "
-    conflict = (
-        f"ON CONFLICT ({', '.join(column[f] for f in keys)}) DO UPDATE SET "
-        + ", ".join(f"{column[f]} = excluded.{column[f]}" for f in values)
-        + " WHERE "
-        + " OR ".join(f"{table}.{column[f]}{differs}excluded.{column[f]}" for f in values)
-    )
-    if connection.vendor == "postgresql":
-        affected, inserted = _write_rows(model, [*keys, *values], rows, conflict)
-    else:  # SQLite does not say which rows it inserted: count them
+            return sum(inserted_flags), len(inserted_flags) - sum(inserted_flags)
         scope = {keys[0]: rows[0][0]} if len({r[0] for r in rows}) == 1 else {}
         before = model.objects.filter(**scope).count()
-        affected, _ = _write_rows(model, [*keys, *values], rows, conflict)
-        inserted = model.objects.filter(**scope).count() - before
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) {conflict}"  # noqa: S608 (quoted names)
+        affected = 0
+        for chunk in chunked(rows, 5000):
+            cursor.executemany(sql, chunk)
+            affected += max(cursor.rowcount, 0)
+    inserted = model.objects.filter(**scope).count() - before
     return inserted, affected - inserted

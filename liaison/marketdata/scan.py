@@ -203,6 +203,11 @@ CREATE MACRO npi_ok(n) AS CASE WHEN regexp_full_match(coalesce(n, ''), '[12][0-9
 """
 
 
+def trimmed(column: str) -> pl.Expr:
+    """The column without leading and trailing spaces, as DuckDB's `trim()` (spaces only)."""
+    return pl.col(column).str.strip_chars(" ")
+
+
 def npi_ok(npi: pl.Expr) -> pl.Expr:
     """`NPI_OK` in Polars."""
     digits = [npi.str.slice(i, 1).cast(pl.Int64, strict=False) for i in range(10)]

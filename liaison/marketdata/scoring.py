@@ -333,7 +333,7 @@ def rescore(*, actor: Any = "scoring", radius: float | None = None) -> ScoreSumm
     by_class: dict[str, int] = defaultdict(int)
     for n in candidates:
         classification = taxonomies.get(n.primary or "", ("", ""))[0]
-        total, us, _, comp, _ = shared.get(n.npi, nothing)
+        _, us, _, comp, _ = shared.get(n.npi, nothing)
         by_class[classification] += us + comp
     top_class = max(by_class.values(), default=0)
 

@@ -33,6 +33,7 @@ from liaison.marketdata.scan import (
     SourceFile,
     first_lines,
     npi_ok,
+    trimmed,
     year_from_name,
 )
 from liaison.marketdata.scoring import interesting_npis
@@ -161,9 +162,6 @@ class SharedPatientsImport(FileImport):
     def polars_plan(self) -> PolarsPlan:
         """What `prepare` selects, in Polars."""
         npis = sorted(self._interesting)
-
-        def trimmed(column: str) -> pl.Expr:
-            return pl.col(column).str.strip_chars(" ")
 
         a, b = trimmed(self.columns[0]), trimmed(self.columns[1])
         columns = self._count_columns()
