@@ -13,14 +13,12 @@ File imports record past and present referrals: they do not notify referring off
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from liaison.audit.services import record
@@ -72,24 +70,6 @@ class ImportResult:
         }
 
 
-@contextmanager
-def _sqlite_cache(kib: int = 128 * 1024) -> Iterator[None]:
-    """A larger page cache for this connection while it inserts: the referral table's dozen
-    indexes no longer fit SQLite's default 2 MB, and the import slows down as it grows."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        before = cursor.fetchone()[0]
-        cursor.execute(f"PRAGMA cache_size = -{int(kib)}")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:  # a broken outer transaction
-            cursor.execute(f"PRAGMA cache_size = {int(before)}")
-
-
 # The columns the import looks rows up by; the whole table (wide ciphertext columns) took 0.6 s
 # to sample, and autovacuum analyses it soon after a large import anyway.
 ANALYZED = ("source_system", "external_id")
@@ -136,7 +116,7 @@ def import_table(
     result = ImportResult()
     workers = parallel.worker_count(total) if workers is None else workers
     progress.start(total, "checking and importing rows")
-    with frozen_heap(), _sqlite_cache(), transaction.atomic():
+    with frozen_heap(), transaction.atomic():
         chunks = batched(rows, CHUNK_ROWS)
         if workers > 0:
             built_chunks = parallel.build_in_workers(builder, chunks, workers)
