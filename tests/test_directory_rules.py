@@ -67,6 +67,18 @@ def test_the_zip_table_is_copied_from_zipcodes_once_and_made_again_if_damaged(se
         geo.zip_table.cache_clear()
 
 
+def test_zip_codes_are_found_even_where_the_table_cannot_be_kept(settings, tmp_path):
+    from liaison.core import geo
+
+    (tmp_path / "cache").write_text("a file where the folder would go")
+    settings.VAR_DIR = tmp_path
+    geo.zip_table.cache_clear()
+    try:
+        assert zip_info("43215").city == "Columbus"
+    finally:
+        geo.zip_table.cache_clear()
+
+
 def _centroid(z):
     info = zip_info(z)
     return info.latitude, info.longitude

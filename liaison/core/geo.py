@@ -6,6 +6,7 @@ site", not for driving times (routes multiply by a road factor).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import tempfile
@@ -21,6 +22,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
 
 EARTH_RADIUS_MILES = 3958.8
+logger = logging.getLogger(__name__)
 ZIP_RE = re.compile(r"^\s*(\d{5})(?:[-\s]?(\d{4}))?\s*$")
 
 
@@ -71,13 +73,16 @@ def zip_table() -> dict[str, ZipInfo]:
         except (TypeError, ValueError):
             continue
         table.setdefault(info.zip5, info)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=cache.parent, delete=False) as out:
-        out.writelines(
-            f"{i.zip5}\t{i.city}\t{i.state}\t{i.county}\t{i.latitude}\t{i.longitude}\n"
-            for i in table.values()
-        )
-    Path(out.name).replace(cache)  # whole or not at all, even with two processes at it
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=cache.parent, delete=False) as out:
+            out.writelines(
+                f"{i.zip5}\t{i.city}\t{i.state}\t{i.county}\t{i.latitude}\t{i.longitude}\n"
+                for i in table.values()
+            )
+        Path(out.name).replace(cache)  # whole or not at all, even with two processes at it
+    except OSError:  # a read-only var/: the lookups work, each process makes the table itself
+        logger.warning("could not keep the ZIP table in %s", cache.parent, exc_info=True)
     return table
 
 
