@@ -149,6 +149,57 @@ def test_flagging_adds_the_provider_and_its_practice_to_the_pipeline_once(
     assert "143 patients" in account.potential
 
 
+def test_a_practice_already_in_the_pipeline_shows_its_stage_instead_of_the_flag(
+    client_for, market, referring_provider
+):
+    from liaison.outreach import services as outreach
+
+    elm = directory.create_practice(actor="test", name="Elm Internal Medicine")
+    office = directory.create_location(
+        elm, actor="test", address_line1="5 Elm St", city="Columbus", state="OH", zip_code="43215"
+    )
+    directory.create_provider(
+        actor="test",
+        first_name="Ella",
+        last_name="Elm",
+        npi=npi(960),
+        primary_taxonomy_code="207R00000X",
+        locations=[office],
+    )
+    rescore()
+    maple = referring_provider.locations.get().practice
+    account = outreach.add_to_pipeline(maple, actor="test")
+    outreach.change_stage(account, "referring", actor="test")
+    c = client_for("liaison")
+    url = reverse("marketdata:opportunities")
+    html = c.get(url).content.decode()
+    ella_pk = Provider.objects.get(npi=npi(960)).pk
+
+    def row(html, provider_pk):
+        start = html.index(f'<tr data-provider="{provider_pk}">')
+        return html[start : html.index("</tr>", start)]
+
+    frank, ella = row(html, referring_provider.pk), row(html, ella_pk)
+    assert "in the pipeline: Referring" in frank and reverse("outreach:account", args=[account.pk]) in frank
+    assert "Add to outreach pipeline" not in frank and "Add to outreach pipeline" in ella
+    # "Not yet in the pipeline": neither flagged nor at a practice with an account.
+    html = c.get(url, {"unflagged": "on"}).content.decode()
+    assert "Ella Elm" in html and "Frank Family" not in html and "Lola Loyal" not in html
+    page = c.get(reverse("directory:provider", args=[referring_provider.pk])).content.decode()
+    assert "in the pipeline: Referring" in page and "Add to outreach pipeline" not in page
+    rows = {
+        o["provider_name"]: o["pipeline_stage"]
+        for o in client_for("analyst").get("/api/v1/market/opportunities").json()["items"]
+    }
+    assert rows["Frank Family, MD"] == "referring" and rows["Ella Elm"] is None
+    # Flagging from the page says where the practice stands.
+    response = c.post(
+        reverse("marketdata:flag", args=[Provider.objects.get(npi=npi(960)).pk]),
+        headers={"HX-Request": "true"},
+    )
+    assert b"in the pipeline: Target" in response.content
+
+
 def test_analysts_read_but_may_not_flag(client_for, market, referring_provider):
     c = client_for("analyst")
     assert c.post(reverse("marketdata:flag", args=[referring_provider.pk])).status_code == 403

@@ -41,7 +41,11 @@ class OpportunityOut(Schema):
     points: dict[str, float] = Field(
         description="the score's parts: leakage, relationship, volume, fit, proximity"
     )
-    flagged: bool = Field(description="already in the outreach pipeline")
+    flagged: bool = Field(description="flagged for the outreach pipeline from market data")
+    pipeline_stage: str | None = Field(
+        description="the stage of the practice's outreach account (target, contacted, engaged, "
+        "referring, at_risk, lapsed); null: not in the pipeline"
+    )
 
     @staticmethod
     def resolve_provider_name(obj: Opportunity) -> str:
@@ -72,7 +76,7 @@ class OpportunityQuery(FilterSchema):
         None, ge=0, description="at least this many patients shared with us and competitors"
     )
     site: Id | None = Field(None, description="nearest to this site (location id)")
-    unflagged: bool = False
+    unflagged: bool = Field(False, description="only those neither flagged nor at a practice in the pipeline")
 
     def to_filters(self) -> selectors.OpportunityFilters:
         site = get_object_or_404(our_sites(), pk=self.site) if self.site is not None else None

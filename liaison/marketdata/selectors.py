@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 
-from liaison.directory.models import Location, Provider
+from liaison.directory.models import Location, Practice, Provider
 from liaison.directory.selectors import specialty_q
 from liaison.marketdata.models import (
     DirectoryChange,
@@ -21,6 +21,7 @@ from liaison.marketdata.models import (
     SharedPatientPair,
 )
 from liaison.marketdata.scoring import latest_dataset, market_radius
+from liaison.outreach.models import Account
 
 MAX_RADIUS_MILES = 200
 
@@ -35,12 +36,22 @@ class OpportunityFilters:
     unflagged: bool = False
 
 
+def _accounts_of(practice: Any) -> QuerySet[Account]:
+    """The outreach accounts of a practice (an id or an OuterRef), the whole practice's first."""
+    return Account.objects.filter(practice_id=practice).order_by(F("location_id").asc(nulls_first=True), "pk")
+
+
 def opportunities(f: OpportunityFilters) -> QuerySet[Opportunity]:
-    """Ranked opportunities with what the list shows, in a fixed number of queries."""
+    """Ranked opportunities with what the list shows, in a fixed number of queries: whether the
+    provider was flagged, and the stage of its practice's outreach account if it has one (most
+    good opportunities are offices the liaisons already work on)."""
+    accounts = _accounts_of(OuterRef("practice_id"))
     qs = Opportunity.objects.select_related(
         "provider", "provider__primary_taxonomy", "practice", "nearest_site", "location"
     ).annotate(
         flagged=Exists(Prospect.objects.filter(provider_id=OuterRef("provider_id"))),
+        account_id=Subquery(accounts.values("pk")[:1]),
+        pipeline_stage=Subquery(accounts.values("stage")[:1]),
     )
     if f.specialty.strip():
         qs = qs.filter(
@@ -61,8 +72,8 @@ def opportunities(f: OpportunityFilters) -> QuerySet[Opportunity]:
             | Q(practice__name__icontains=token)
             | Q(provider__npi__startswith=token)
         )
-    if f.unflagged:
-        qs = qs.filter(flagged=False)
+    if f.unflagged:  # neither flagged nor an account already
+        qs = qs.filter(flagged=False, account_id__isnull=True)
     return qs.order_by("-score", "distance_miles", "pk")
 
 
@@ -163,6 +174,7 @@ class ProviderMarket:
     record: NppesRecord | None
     dataset: str
     flagged: bool
+    account: Account | None  # the outreach account of the provider's practice, if any
 
     @property
     def empty(self) -> bool:
@@ -223,7 +235,25 @@ def provider_market(provider: Provider) -> ProviderMarket:
         record=record,
         dataset=dataset.label if dataset else "",
         flagged=Prospect.objects.filter(provider=provider).exists(),
+        account=pipeline_account(provider, opportunity) if not provider.is_ours else None,
     )
+
+
+def practice_to_flag(provider: Provider, opportunity: Opportunity | None = None) -> Practice | None:
+    """The practice a flag puts in the outreach pipeline: the opportunity's, else that of the
+    provider's first office."""
+    if opportunity is None:
+        opportunity = Opportunity.objects.select_related("practice").filter(provider=provider).first()
+    if opportunity is not None and opportunity.practice is not None:
+        return opportunity.practice
+    location = provider.locations.select_related("practice").order_by("pk").first()
+    return location.practice if location is not None else None
+
+
+def pipeline_account(provider: Provider, opportunity: Opportunity | None = None) -> Account | None:
+    """The outreach account of the practice a flag would put in the pipeline, if it has one."""
+    practice = practice_to_flag(provider, opportunity)
+    return _accounts_of(practice.pk).first() if practice is not None else None
 
 
 def prospects() -> QuerySet[Prospect]:

@@ -15,14 +15,7 @@ from liaison.core.jobs import start_job
 from liaison.core.models import JobRun
 from liaison.directory.models import Practice, Provider
 from liaison.marketdata.models import ImportKind, Opportunity, Prospect
-
-
-def _practice_of(provider: Provider) -> Practice | None:
-    opportunity = Opportunity.objects.select_related("practice").filter(provider=provider).first()
-    if opportunity is not None and opportunity.practice is not None:
-        return opportunity.practice
-    location = provider.locations.select_related("practice").order_by("pk").first()
-    return location.practice if location is not None else None
+from liaison.marketdata.selectors import practice_to_flag
 
 
 def flag_prospect(
@@ -37,7 +30,7 @@ def flag_prospect(
     if provider is not None:
         if provider.is_ours:
             raise ValidationError({"provider": ["This is one of our physicians, not a prospect."]})
-        practice = practice or _practice_of(provider)
+        practice = practice or practice_to_flag(provider)
         if practice is None:
             raise ValidationError(
                 {"provider": ["This provider has no practice in the directory: add their office first."]}

@@ -52,7 +52,7 @@ def opportunities(request: HttpRequest) -> HttpResponse:
 def flag(request: HttpRequest, provider_pk: int) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=provider_pk)
     try:
-        prospect, created = services.flag_prospect(actor=request.user, provider=provider)
+        prospect, _ = services.flag_prospect(actor=request.user, provider=provider)
     except ValidationError as exc:
         message = "; ".join(exc.messages)
         if request.htmx:
@@ -62,10 +62,16 @@ def flag(request: HttpRequest, provider_pk: int) -> HttpResponse:
         messages.error(request, message)
         return redirect(request.POST.get("next") or "marketdata:opportunities")
     if request.htmx:
+        account = selectors.pipeline_account(provider)
         return render(
             request,
             "marketdata/_flag_button.html",
-            {"provider": provider, "flagged": True, "just_flagged": created},
+            {
+                "provider": provider,
+                "flagged": True,
+                "stage": account.stage if account else "",
+                "account_id": account.pk if account else None,
+            },
         )
     messages.success(
         request, f"{provider.display_name} ({prospect.practice.name}) is in the outreach pipeline."

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import template
 
 from liaison.marketdata.selectors import provider_market
+from liaison.outreach.models import Stage
 
 register = template.Library()
 
@@ -14,3 +15,12 @@ def provider_market_section(context: template.Context, provider: object) -> dict
     if user is None or not getattr(user, "can_see_market_data", False):
         return {"show": False}
     return {"show": True, "market": provider_market(provider), "provider": provider, "user": user}
+
+
+@register.filter
+def stage_label(stage: str) -> str:
+    """An outreach pipeline stage's name ("referring" -> "Referring")."""
+    try:
+        return Stage(stage).label
+    except ValueError:
+        return stage
