@@ -35,6 +35,8 @@ from liaison.referrals.tasks import check_service_levels
 
 DAYS = 730
 LIVE_DAYS = 12  # the last days go through the services (timelines with notifications)
+COOLING_RATE = 7.0  # referrals a month, at least, of a referrer the demo makes cool off
+COOLING_HISTORY_DAYS = 480  # ... and how long it must have been referring
 
 SERVICE_LINES = {
     # taxonomy of our physician -> (service line, first contact, appointment, note), reasons (text, ICD-10)
@@ -249,10 +251,11 @@ def _profiles(
         if kind == "splitter":
             profile["rate"] *= 0.45
         elif kind == "cooling":
-            # Recent enough for the detector to be still reporting it (it looks at the last 16 weeks).
-            profile["rate"] = max(profile["rate"], 4.0)
-            profile["drop_at"] = today - dt.timedelta(days=rng.randrange(60, 110))
-            profile["drop"] = rng.uniform(0.85, 1.0)
+            # Clear enough for the detector: a steady referrer that all but stopped three to four
+            # months ago (its 84-day window falls after the drop; it looks at the last 16 weeks).
+            profile["rate"] = max(profile["rate"], COOLING_RATE)
+            profile["drop_at"] = today - dt.timedelta(days=rng.randrange(88, 112))
+            profile["drop"] = rng.uniform(0.9, 1.0)
         elif kind == "new":
             profile["start"] = today - dt.timedelta(days=rng.randrange(60, 270))
         if account is not None:
@@ -266,12 +269,15 @@ def _profiles(
                     drop=0.0,
                 )
                 profile["rate"] = max(profile["rate"], 0.8)
-            if account.practice_id in ctx.data.get("cooling_practices", ()):
+            # Only a referrer with a year of history before the detector's 16 weeks can be seen to
+            # cool off; a practice that started referring since stays as it is.
+            cooling_practice = account.practice_id in ctx.data.get("cooling_practices", ())
+            if cooling_practice and profile["start"] <= today - dt.timedelta(days=COOLING_HISTORY_DAYS):
                 profile.update(
                     kind="cooling",
-                    rate=max(profile["rate"], 4.0),
-                    drop_at=today - dt.timedelta(days=rng.randrange(60, 100)),
-                    drop=rng.uniform(0.85, 1.0),
+                    rate=max(profile["rate"], COOLING_RATE),
+                    drop_at=today - dt.timedelta(days=rng.randrange(88, 112)),
+                    drop=rng.uniform(0.9, 1.0),
                 )
             elif account.stage == Stage.LAPSED:
                 lapsed_on = timezone.localtime(account.stage_changed_at).date()
