@@ -286,7 +286,9 @@ def rebuild_referrer_stats(
         loc = location_of.get(ref)
         monthly = Counter(month_start(d) for d in dates if d >= months[0])
         us, them = shares.get(ref, (0, 0))
-        share = us / (us + them) if us + them else None
+        # Every referrer here sent us patients: if CMS lists none shared with ours, its pairs with
+        # them were under 11 (not published) or the data predate it, and the share is unknown.
+        share = us / (us + them) if us else None
         stats[ref] = ReferrerStat(
             provider_id=ref,
             practice_id=lk.practice_of_location.get(loc) if loc else None,

@@ -17,10 +17,12 @@ from __future__ import annotations
 import csv
 import shutil
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import zipcodes
+from django.db.models import Count
 
 from liaison.core.demo import DEMO_ACTOR, DemoContext
 from liaison.core.geo import haversine_miles
@@ -31,6 +33,7 @@ from liaison.marketdata.nppes import NppesImport
 from liaison.marketdata.shared_patients import SharedPatientsImport
 from liaison.marketdata.synthetic import NppesEntry, npi_for, write_nppes, write_shared_patients
 from liaison.marketdata.utilization import UtilizationImport
+from liaison.referrals.models import Referral
 
 DATA_YEAR = 2023
 RADIUS = 30
@@ -255,17 +258,22 @@ def generate(ctx: DemoContext) -> str:
         our_npis = [p.npi for p in ours]
         active = [p for p in referring if p.pk != leaver.pk]
         pairs: dict[tuple[str, str], int] = {}
+        # What the claims would show follows the demo's referrals: a referrer shares about half of
+        # what it sent us in a year (the Medicare patients), a splitter as many with competitors, a
+        # loyal one few; a provider that does not refer to us sends to the competitors, or nowhere.
+        sent = _referrals_last_year(ctx)
+        kinds = ctx.data.get("referrer_kinds", {})
         for p in active:
-            style = rng.choices(["loyal", "split", "leaker", "none"], weights=[30, 30, 25, 15])[0]
-            to_us = {"loyal": (20, 140), "split": (11, 60), "leaker": (0, 0), "none": (0, 0)}[style]
-            to_them = {"loyal": (0, 15), "split": (11, 80), "leaker": (25, 220), "none": (0, 0)}[style]
-            for targets, (low, high), k in ((our_npis, to_us, 3), (competitors, to_them, 4)):
-                if high < 11:
-                    continue
-                for npi in rng.sample(targets, k=rng.randint(1, min(k, len(targets)))):
-                    patients = rng.randint(max(11, low), high)
-                    if patients >= 11:
-                        pairs[(p.npi, npi)] = patients
+            to_us = round(sent.get(p.pk, 0) * rng.uniform(0.4, 0.8))
+            if to_us >= 11:
+                splitter = kinds.get(p.pk) == "splitter"
+                to_them = round(to_us * rng.uniform(0.8, 2.0)) if splitter else rng.randint(0, 15)
+            else:
+                to_us = 0
+                to_them = rng.choice([0, rng.randint(25, 220)])
+            for targets, total, k in ((our_npis, to_us, 3), (competitors, to_them, 4)):
+                for npi, patients in _spread(rng, targets, total, k):
+                    pairs[(p.npi, npi)] = patients
         for npi in newcomers:
             if rng.random() < 0.6:
                 pairs[(npi, rng.choice(competitors))] = rng.randint(11, 90)
@@ -292,6 +300,27 @@ def generate(ctx: DemoContext) -> str:
         f"with {weekly.run.inserted} new / {weekly.run.updated} changed, {len(pairs)} shared-patient pairs, "
         f"{Opportunity.objects.count()} opportunities (top: {top.provider.display_name if top else 'none'})"
     )
+
+
+def _referrals_last_year(ctx: DemoContext) -> dict[int, int]:
+    """Referrals each referring provider sent us in the demo's last 12 months."""
+    since = ctx.today - timedelta(days=365)
+    return dict(
+        Referral.objects.filter(received_at__date__gt=since, referring_provider__isnull=False)
+        .values_list("referring_provider")
+        .annotate(n=Count("pk"))
+        .values_list("referring_provider", "n")
+    )
+
+
+def _spread(rng: Any, targets: list[str], total: int, most: int) -> list[tuple[str, int]]:
+    """`total` shared patients over up to `most` of `targets`, as CMS publishes them: no pair under 11."""
+    if total < 11 or not targets:
+        return []
+    k = max(1, min(most, len(targets), total // 11))
+    weights = [rng.uniform(0.5, 1.5) for _ in range(k)]
+    counts = [max(11, round(total * w / sum(weights))) for w in weights]
+    return list(zip(rng.sample(targets, k), counts, strict=True))
 
 
 def _utilisation(rng: object, providers: list[Provider], tmp: Path) -> tuple[Path, Path]:

@@ -395,6 +395,7 @@ def generate(ctx: DemoContext) -> str:
     providers = list(ctx.data["referring_providers"])
     accounts = {a.practice_id: a for a in Account.objects.filter(location__isnull=True)}
     profiles = _profiles(ctx, providers, today, accounts)
+    ctx.data["referrer_kinds"] = {pk: profile["kind"] for pk, profile in profiles.items()}
     locations = {p.pk: p.locations.first() for p in providers}
     history: list[tuple[Any, dt.datetime]] = []
     for p in providers:

@@ -57,6 +57,32 @@ def test_a_referrer_that_stopped_is_flagged_with_an_explanation_and_its_account_
     assert AuditEvent.objects.filter(action="open_cooling_alert").count() == 1
 
 
+def test_each_referrers_share_to_us_comes_from_the_shared_patients_and_is_unknown_when_unpublished(
+    network, site
+):
+    from liaison.analytics.models import ReferrerStat
+    from liaison.marketdata.models import Opportunity
+
+    def scored(provider, us, them):
+        Opportunity.objects.create(
+            provider=provider,
+            nearest_site=site,
+            distance_miles=2.0,
+            score=50.0,
+            explanation="-",
+            shared_with_us=us,
+            shared_with_competitors=them,
+        )
+
+    steady = Referral.objects.filter(referring_provider__last_name="Steady").first().referring_provider
+    scored(steady, 40, 10)
+    scored(network["family"], 0, 90)  # it sent us ~6 a month: its pairs with ours were not published
+    refresh(as_of=AS_OF)
+    stats = {s.provider_id: s for s in ReferrerStat.objects.all()}
+    assert (stats[steady.pk].share_with_us, stats[steady.pk].loyalty) == (0.8, "loyal")
+    assert (stats[network["family"].pk].share_with_us, stats[network["family"].pk].loyalty) == (None, "")
+
+
 def test_the_alert_clears_and_the_account_recovers_when_referrals_come_back(refreshed):
     import datetime as dt
 
