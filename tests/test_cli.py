@@ -3,11 +3,13 @@
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 
 from liaison.accounts.models import User
 from liaison.audit.services import verify_chain
@@ -93,6 +95,10 @@ def test_demo_data_is_deterministic_complete_and_audited(capsys):
     }
     patients = {r.patient_name for r in Referral.objects.all()}
     assert patients and not patients & people
+    # Each referral moved on as a coordinator would have moved it: none waits on an appointment long past.
+    assert not Referral.objects.filter(
+        status="scheduled", appointment_at__lt=timezone.now() - timedelta(days=2)
+    ).exists()
     result = verify_chain()
     assert result.ok and result.checked > 200
     out = capsys.readouterr().out

@@ -326,14 +326,14 @@ def _lifecycle(rng: Any, received: dt.datetime, now: dt.datetime) -> list[tuple[
     if outcome == "unreachable":
         when = at(accepted, rng.randrange(10, 25))
         return steps + ([("cancelled", when, {})] if when <= now else [])
-    appointment = at(accepted, rng.randrange(2, 18), hour=rng.randrange(8, 16))
     scheduled_on = at(accepted, rng.choice([0, 1, 1, 2, 3]))
+    appointment = at(scheduled_on, rng.randrange(1, 16), hour=rng.randrange(8, 16))
     if scheduled_on > now:
         return steps
     steps.append(("scheduled", scheduled_on, {"appointment_at": appointment}))
-    if outcome == "cancelled":
-        when = min(appointment - dt.timedelta(days=1), now)
-        return steps + ([("cancelled", when, {})] if when > scheduled_on else [])
+    if outcome == "cancelled":  # the day before the appointment, or soon after booking a close one
+        when = max(min(appointment - dt.timedelta(days=1), now), scheduled_on + dt.timedelta(hours=2))
+        return steps + ([("cancelled", when, {})] if when <= now else [])
     if appointment > now:
         return steps
     if outcome == "no_show":
