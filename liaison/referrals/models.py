@@ -7,6 +7,8 @@ queues and service-level checks are plain indexed queries. Only services write e
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -351,6 +353,19 @@ class ReferralEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.referral} {self.kind} {self.to_status} @ {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def appointment(self) -> datetime | None:
+        """The appointment this step booked (kept in `data` as ISO text), or None."""
+        try:
+            return datetime.fromisoformat(self.data.get("appointment_at") or "")
+        except (AttributeError, TypeError, ValueError):
+            return None
+
+    @property
+    def decline_reason_label(self) -> str:
+        code = self.data.get("decline_reason", "") if isinstance(self.data, dict) else ""
+        return DeclineReason(code).label if code in DeclineReason.values else code
 
 
 class DeclineReason(models.TextChoices):

@@ -110,6 +110,16 @@ def test_a_coordinator_takes_a_referral_through_the_pages(
     html = c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
     for text in ["Accepted", "Scheduled", "Seen", "Consult note sent", "Referring office informed"]:
         assert text in html
+    # The timeline says when the appointment is, as the referral's header does.
+    booked = timezone.localtime() + dt.timedelta(days=2)
+    assert f"appointment {booked:%A %b} {booked.day}, {booked.year}" in html
+
+
+def test_the_timeline_names_a_decline_reason(client_for, make_referral):
+    referral = make_referral()
+    services.change_status(referral, Status.DECLINED, actor="test", decline_reason="not_covered")
+    html = client_for("coordinator").get(reverse("referrals:detail", args=[referral.pk])).content.decode()
+    assert "Declined</strong>" in html and "· Insurance not accepted" in html
 
 
 def test_intake_form_creates_a_referral_and_warns_of_duplicates(client_for, referring_provider, site):
