@@ -14,7 +14,7 @@ from django.utils import timezone
 from liaison.accounts.models import User
 from liaison.audit.services import verify_chain
 from liaison.directory.models import Contact, Practice, Provider
-from liaison.referrals.models import Referral
+from liaison.referrals.models import Notification, Referral
 
 PRODUCTION_ENV = {
     "SECRET_KEY": "x" * 20 + "production-secret-key-from-the-environment-0123456789",
@@ -95,6 +95,9 @@ def test_demo_data_is_deterministic_complete_and_audited(capsys):
     }
     patients = {r.patient_name for r in Referral.objects.all()}
     assert patients and not patients & people
+    # The offices were told of each step as it happened, not when the demo was loaded.
+    told = Notification.objects.select_related("event")
+    assert told.exists() and all(n.created_at - n.event.at < timedelta(hours=2) for n in told)
     # Each referral moved on as a coordinator would have moved it: none waits on an appointment long past.
     assert not Referral.objects.filter(
         status="scheduled", appointment_at__lt=timezone.now() - timedelta(days=2)

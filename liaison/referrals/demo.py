@@ -25,12 +25,15 @@ from liaison.referrals.models import (
     Channel,
     EventKind,
     Holiday,
+    Notification,
     Referral,
     ReferralEvent,
     ServiceLine,
     Status,
     Urgency,
 )
+from liaison.referrals.notifications import notify
+from liaison.referrals.services import MILESTONES
 from liaison.referrals.tasks import check_service_levels
 
 DAYS = 730
@@ -527,6 +530,19 @@ def generate(ctx: DemoContext) -> str:
         for status, when, extra in _lifecycle(rng, received, now):
             services.change_status(referral, status, actor=coordinator, at=when, **extra)
         live += 1
+    # The offices were told as each step happened, as the worker would have done minutes after it
+    # (its queued jobs then find them sent), not when the demo is served: the coordinators' KPI
+    # counts the hours between the two.
+    for event in ReferralEvent.objects.filter(
+        referral__received_at__gte=live_since, kind=EventKind.STATUS, to_status__in=MILESTONES
+    ).select_related("referral__referring_location__referral_preference__contact"):
+        notification = notify(event)
+        if notification is not None:
+            sent = min(event.at + dt.timedelta(minutes=rng.randrange(2, 90)), now)
+            Notification.objects.filter(pk=notification.pk).update(created_at=sent)
+            ReferralEvent.objects.filter(
+                referral=event.referral_id, kind=EventKind.NOTIFICATION, data__notification=notification.pk
+            ).update(at=sent)
     # A few whose referrer is not in the directory yet.
     for i in range(3):
         services.receive_referral(
