@@ -241,6 +241,18 @@ def test_individuals_at_one_address_share_the_organisations_practice(db, tmp_pat
     assert not Practice.objects.filter(name__startswith="Practice at 500").exists()
 
 
+def test_a_refresh_that_changes_nothing_does_not_look_for_offices_to_regroup(db, tmp_path, monkeypatch):
+    from liaison.marketdata import directory_sync
+
+    calls = []
+    real = directory_sync.regroup_generated_practices
+    monkeypatch.setattr(directory_sync, "regroup_generated_practices", lambda: calls.append(1) or real())
+    path = write_nppes(tmp_path / "a.csv", [columbus(1), columbus(2)])
+    import_nppes(path)
+    assert "0 inserted, 0 updated, 2 unchanged" in import_nppes(path, "--force")
+    assert len(calls) == 1
+
+
 def test_a_deactivated_npi_in_the_full_file_flags_the_provider_and_keeps_its_history(db, tmp_path):
     import_nppes(write_nppes(tmp_path / "a.csv", [columbus(1), columbus(2)]))
     gone = NppesEntry(npi=npi(1), entity_type="", deactivated_on=date(2025, 3, 1))

@@ -647,7 +647,9 @@ class DirectorySync:
                 "specialties were left blank. Import the NUCC list (`liaison import taxonomy --download`), then "
                 "this file again with --force.",
             )
-        regrouped = regroup_generated_practices()
+        # A run that changed nothing in the directory (a monthly refresh, mostly) made no office to
+        # regroup: the runs before it regrouped theirs.
+        regrouped = regroup_generated_practices() if self.run.inserted or self.run.updated else 0
         if regrouped:
             self.run.details["regrouped_offices"] = self.run.details.get("regrouped_offices", 0) + regrouped
 
