@@ -383,6 +383,27 @@ def test_the_import_form_explains_what_is_missing(client_for, settings, tmp_path
     assert "Unknown state code(s): ZZ." in html and not JobRun.objects.exists()
 
 
+def test_an_nppes_import_from_the_page_keeps_our_area_unless_told_to_take_everything(
+    client_for, settings, tmp_path, site, django_capture_on_commit_callbacks
+):
+    settings.MARKETDATA_IMPORT_DIR = tmp_path / "imports"
+    (tmp_path / "imports").mkdir()
+    write_nppes(tmp_path / "imports" / "npidata.csv", [columbus(1)])
+    c = client_for("admin")
+    form = c.get(reverse("marketdata:import_new")).content.decode()
+    assert re.search(r'name="radius_miles" value="30(\.0)?"', form)  # the market radius, to start with
+    response = c.post(reverse("marketdata:import_new"), {"kind": "nppes", "file_name": "npidata.csv"})
+    assert "or tick &quot;no filter&quot;" in response.content.decode() and not JobRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        c.post(
+            reverse("marketdata:import_new"),
+            {"kind": "nppes", "file_name": "npidata.csv", "everything": "on"},
+        )
+    assert JobRun.objects.get().status == "succeeded" and not ImportRun.objects.get().filters.get(
+        "radius_miles"
+    )
+
+
 # --- API ------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from django import forms
 from liaison.directory.models import US_STATES, Location
 from liaison.directory.selectors import our_sites
 from liaison.marketdata.models import ImportKind
+from liaison.marketdata.scoring import market_radius
 from liaison.marketdata.selectors import MAX_RADIUS_MILES, OpportunityFilters
 from liaison.marketdata.shared_patients import WINDOWS
 
@@ -62,7 +63,13 @@ class ImportForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="NPPES: near our sites",
     )
-    radius_miles = forms.FloatField(required=False, min_value=1, max_value=500, label="NPPES: within (miles)")
+    radius_miles = forms.FloatField(
+        required=False,
+        min_value=1,
+        max_value=500,
+        label="NPPES: within (miles)",
+        help_text="of the sites ticked, or of all our sites",
+    )
     taxonomy = forms.CharField(
         required=False, max_length=300, help_text="NPPES: codes, prefixes (207X) or names"
     )
@@ -85,12 +92,17 @@ class ImportForm(forms.Form):
     year = forms.IntegerField(
         required=False, min_value=2000, max_value=2100, help_text="if not in the file name"
     )
+    everything = forms.BooleanField(
+        required=False,
+        label="NPPES: no filter, every provider in the file (the full file lists every provider in the US)",
+    )
     force = forms.BooleanField(required=False, label="Read again even if this file was imported")
 
     def __init__(self, *args: object, files_available: list[str] = (), **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["file_name"].choices = [("", "choose a file")] + [(n, n) for n in files_available]
         self.fields["near_sites"].queryset = our_sites()
+        self.fields["radius_miles"].initial = market_radius()
 
     def clean_states(self) -> list[str]:
         states = [s.strip().upper() for s in self.cleaned_data["states"].split(",") if s.strip()]
@@ -107,6 +119,14 @@ class ImportForm(forms.Form):
             self.add_error("radius_miles", "How many miles from these sites?")
         if data.get("radius_miles") and not data.get("near_sites"):
             data["near_sites"] = list(our_sites())
+        unfiltered = not (data.get("states") or data.get("radius_miles") or data.get("taxonomy"))
+        if data.get("kind") == ImportKind.NPPES and unfiltered and not data.get("everything"):
+            # Nine million providers in the directory is rarely what was meant, and hard to undo.
+            self.add_error(
+                "radius_miles",
+                "Say which providers to keep (miles from our sites, states or taxonomy), or tick "
+                "\"no filter\" to import every provider in the file.",
+            )
         return data
 
     def options(self) -> dict:
