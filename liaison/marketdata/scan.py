@@ -362,7 +362,8 @@ class PolarsPlan:
 
 @dataclass
 class PolarsScan:
-    """A Polars scan of one well-formed CSV file with named text columns (see the module doc)."""
+    """A Polars scan of one well-formed CSV file with named columns, text except those a plan reads
+    as numbers (see the module doc)."""
 
     path: Path
     columns: list[str]
@@ -412,10 +413,11 @@ class PolarsScan:
                 expected += df.height
                 if df["__short"].any():
                     raise ScanFallback("a row with fewer columns than the header")
-                through_df = df.filter(through)
-                yield through_df.select(
-                    "__keep" if plan.maybe is None else keep, "__tick", *plan.select
-                ).rows()
+                yield (
+                    df.filter(through)
+                    .select("__keep" if plan.maybe is None else keep, "__tick", *plan.select)
+                    .rows()
+                )
         except ScanFallback:
             raise
         except Exception as exc:  # whatever Polars cannot read, DuckDB reads or explains
