@@ -125,7 +125,7 @@ class ImportForm(forms.Form):
             self.add_error(
                 "radius_miles",
                 "Say which providers to keep (miles from our sites, states or taxonomy), or tick "
-                "\"no filter\" to import every provider in the file.",
+                '"no filter" to import every provider in the file.',
             )
         return data
 
