@@ -717,10 +717,13 @@ def kpis(data: Loaded, as_of: date) -> dict[str, Any]:
         .exclude(status=TaskStatus.CANCELLED)
         .values_list("assignee_id", "status", "done_at", "due_on")
     ):
-        if assignee in liaisons:
-            liaisons[assignee]["cadence_due"] += 1
-            if status == TaskStatus.DONE and done_at and done_at.astimezone(tz).date() <= due_on:
-                liaisons[assignee]["cadence_kept"] += 1
+        if assignee not in liaisons:
+            continue
+        kept = status == TaskStatus.DONE and done_at is not None and done_at.astimezone(tz).date() <= due_on
+        if due_on == as_of and not kept:
+            continue  # due today and not done yet: not late until the day is over
+        liaisons[assignee]["cadence_due"] += 1
+        liaisons[assignee]["cadence_kept"] += kept
     for row in liaisons.values():
         row["touches_per_week"] = round(row["touches"] / weeks, 1)
         row["cadence_kept_share"] = row["cadence_kept"] / row["cadence_due"] if row["cadence_due"] else None

@@ -708,7 +708,8 @@ def kpi_tables(user: Any) -> list[Table]:
                 Column("moves", "Pipeline moves", True),
             ],
             note=f"{period}. Opened: first referral after outreach. Cadence kept: cadence tasks due in the "
-            "period done on time. Moves: accounts moved forward (contacted, engaged, referring).",
+            "period done on time (today's once done). Moves: accounts moved forward (contacted, engaged, "
+            "referring).",
         )
         for r in liaisons:
             t.rows.append(

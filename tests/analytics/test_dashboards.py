@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from openpyxl import load_workbook
 
 from liaison.analytics.models import CoolingAlert, RefreshRun, VolumeCell
@@ -81,6 +82,39 @@ def test_each_referrers_share_to_us_comes_from_the_shared_patients_and_is_unknow
     stats = {s.provider_id: s for s in ReferrerStat.objects.all()}
     assert (stats[steady.pk].share_with_us, stats[steady.pk].loyalty) == (0.8, "loyal")
     assert (stats[network["family"].pk].share_with_us, stats[network["family"].pk].loyalty) == (None, "")
+
+
+def test_cadence_kept_counts_touches_done_by_their_day_and_not_those_due_today_still_open(network):
+    import datetime as dt
+
+    from liaison.analytics.selectors import snapshot
+    from liaison.outreach import services as outreach
+
+    liaison, account = network["liaison"], Account.objects.get(pk=network["maple"].pk)
+
+    def cadence(days_ago, done_days_later=None):
+        task = outreach.create_task(
+            actor="test",
+            title="Visit",
+            due_on=AS_OF - dt.timedelta(days=days_ago),
+            assignee=liaison,
+            account=account,
+            kind="cadence",
+            cadence_touch=f"t{days_ago}-{done_days_later}",  # one open task per touch
+        )
+        if done_days_later is not None:
+            outreach.complete_task(task, actor=liaison)
+            done = dt.datetime.combine(task.due_on + dt.timedelta(days=done_days_later), dt.time(16))
+            Task.objects.filter(pk=task.pk).update(done_at=timezone.make_aware(done))
+
+    cadence(10, done_days_later=0)  # kept
+    cadence(8, done_days_later=2)  # done late
+    cadence(3)  # missed
+    cadence(0)  # due today, not done yet: not late
+    cadence(0, done_days_later=0)  # due today and done: kept
+    refresh(as_of=AS_OF)
+    row = next(r for r in snapshot("kpis")["liaisons"] if r["user"] == liaison.pk)
+    assert (row["cadence_kept"], row["cadence_due"]) == (2, 4)
 
 
 def test_the_alert_clears_and_the_account_recovers_when_referrals_come_back(refreshed):
