@@ -241,7 +241,13 @@ def generate(ctx: DemoContext) -> str:
     people_cache: dict[int, tuple[list[Provider], list[Contact]]] = {}
     first_referral_done: set[int] = set()
     counts: Counter[str] = Counter()
+    # The daily cadence job, run weekly over the last ten weeks as the history unfolds: its tasks
+    # are then closed by the visits and lunches that follow (or left open), as they would have been.
+    cadence_day = today - timedelta(days=70)
     for when, i, kind, extra in events:
+        while cadence_day <= min(when.date(), today - timedelta(days=1)):
+            services.create_due_tasks(actor="cadence job", today=cadence_day)
+            cadence_day += timedelta(days=7)
         if i == -1:
             attendees = []
             for p in key_plans:

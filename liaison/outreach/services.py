@@ -600,7 +600,9 @@ def _close_satisfied_cadence_tasks(activity: Activity, *, actor: Any) -> None:
         status=TaskStatus.OPEN,
         cadence_touch__in=touches,
     ):
-        _finish_task(task, TaskStatus.DONE, actor=actor, note=f"done by activity {activity.pk}")
+        # Done when the touch happened (a visit logged the next day still kept its day).
+        when = min(activity.occurred_at, timezone.now()) if activity.occurred_at else None
+        _finish_task(task, TaskStatus.DONE, actor=actor, note=f"done by activity {activity.pk}", at=when)
 
 
 def _save_activity(
@@ -842,7 +844,7 @@ def update_task(task: Task, *, actor: Any, **data: Any) -> Task:
     return save_with_audit(task, data, actor=actor)
 
 
-def _finish_task(task: Task, status: str, *, actor: Any, note: str = "") -> Task:
+def _finish_task(task: Task, status: str, *, actor: Any, note: str = "", at: datetime | None = None) -> Task:
     if task.status == status:
         return task
     before = task.status
@@ -850,7 +852,7 @@ def _finish_task(task: Task, status: str, *, actor: Any, note: str = "") -> Task
     if status == TaskStatus.OPEN:
         task.done_at, task.done_by = None, None
     else:
-        task.done_at, task.done_by = timezone.now(), _user(actor)
+        task.done_at, task.done_by = at or timezone.now(), _user(actor)
     task.save(update_fields=["status", "done_at", "done_by", "updated_at"])
     changes: dict[str, Any] = {"status": [before, status]}
     if note:

@@ -115,6 +115,8 @@ def test_logging_the_touch_closes_the_cadence_task(account, office, liaison, tie
         actor=liaison, account=account, kind="lunch", occurred_at=local(2026, 3, 12), contacts=[office.nurse]
     )
     assert not Task.objects.filter(status=TaskStatus.OPEN).exists()
+    # Done when the lunch happened, not when it was logged: the cadence was kept on that day.
+    assert set(Task.objects.values_list("done_at", flat=True)) == {local(2026, 3, 12)}
 
 
 def test_a_call_satisfies_only_an_any_touch_rule(account, office, liaison):
