@@ -92,6 +92,16 @@ def test_practice_page_shows_offices_providers_and_staff(client_for, referring_p
         assert text in content
 
 
+def test_the_practice_header_joins_only_what_it_has(client_for, referring_practice):
+    services.update_practice(referring_practice, actor="test", website="https://maple.example")
+    c = client_for("liaison")
+    page = c.get(reverse("directory:practice", args=[referring_practice.pk])).content.decode()
+    assert '<p><a href="https://maple.example"' in page
+    services.update_practice(referring_practice, actor="test", organization_npi=make_npi(77))
+    page = c.get(reverse("directory:practice", args=[referring_practice.pk])).content.decode()
+    assert f"Organisation NPI {make_npi(77)} · <a" in page
+
+
 @pytest.mark.parametrize("role", EDITORS)
 def test_editors_add_a_contact_and_it_is_audited(client_for, role, referring_practice, referring_location):
     c = client_for(role)
