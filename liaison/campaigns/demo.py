@@ -30,7 +30,7 @@ from liaison.outreach.models import Territory
 
 NEWSLETTER = (
     "Dear {{ recipient.salutation }},\n\n"
-    "Three things from {{ organisation.name }} this spring:\n\n"
+    "Three things from {{ organisation.name }} this quarter:\n\n"
     "- Same-week appointments for new knee and hip patients at all three sites.\n"
     "- Our North site now has an open MRI on Saturdays.\n"
     "- A direct line for referral coordinators: ask {{ liaison.name }} for it.\n\n"
@@ -76,12 +76,12 @@ def generate(ctx: DemoContext) -> str:
         stages=["contacted", "engaged", "referring", "at_risk"],
     )
     template = services.save_template(
-        None, actor=manager, name="Spring newsletter", subject="Spring news from {{ organisation.name }}",
+        None, actor=manager, name="Quarterly newsletter", subject="News from {{ organisation.name }}",
         body_text=NEWSLETTER,
     )  # fmt: skip
     newsletter = services.create_campaign(
         actor=manager,
-        name="Spring newsletter",
+        name="Quarterly newsletter",
         kind=CampaignKind.NEWSLETTER,
         segment=staff,
         template=template,
