@@ -205,8 +205,14 @@ def record_first_referral(
     with transaction.atomic():
         account = find_account(practice, location)
         if account is None:
+            # Its history starts at that referral (an import of past referrals is not news today).
             account = add_to_pipeline(
-                practice, actor=actor, source=AccountSource.REFERRAL, note="first referral", location=None
+                practice,
+                actor=actor,
+                source=AccountSource.REFERRAL,
+                note="first referral",
+                location=None,
+                at=when,
             )
         account = Account.objects.select_for_update().get(pk=account.pk)
         if account.first_referral_at is None:

@@ -89,6 +89,12 @@ def test_a_referral_from_a_practice_outside_the_pipeline_makes_it_a_referring_ac
     account = services.record_first_referral(office.practice, when=local(2026, 2, 1), actor="referrals")
     assert account.stage == Stage.REFERRING and account.source == "referral"
     assert account.first_referral_after_outreach is False
+    # Its history starts at that referral, however late it is recorded (an import of past referrals).
+    assert account.stage_changed_at == local(2026, 2, 1)
+    assert [(c.to_stage, c.at) for c in account.stage_changes.order_by("pk")] == [
+        ("target", local(2026, 2, 1)),
+        ("referring", local(2026, 2, 1)),
+    ]
 
 
 def test_a_lapsed_account_referring_again_reopens(account):
