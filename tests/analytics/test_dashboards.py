@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
@@ -59,7 +60,7 @@ def test_a_referrer_that_stopped_is_flagged_with_an_explanation_and_its_account_
 
 
 def test_each_referrers_share_to_us_comes_from_the_shared_patients_and_is_unknown_when_unpublished(
-    network, site
+    network, site, client_for
 ):
     from liaison.analytics.models import ReferrerStat
     from liaison.marketdata.models import Opportunity
@@ -82,6 +83,12 @@ def test_each_referrers_share_to_us_comes_from_the_shared_patients_and_is_unknow
     stats = {s.provider_id: s for s in ReferrerStat.objects.all()}
     assert (stats[steady.pk].share_with_us, stats[steady.pk].loyalty) == (0.8, "loyal")
     assert (stats[network["family"].pk].share_with_us, stats[network["family"].pk].loyalty) == (None, "")
+    c = client_for("manager")
+    page = c.get(reverse("analytics:referrer", args=[steady.pk])).content.decode()
+    assert "Sends us 80% of the patients it shares with our specialty (loyal)." in page
+    assert (
+        "Sends us" not in c.get(reverse("analytics:referrer", args=[network["family"].pk])).content.decode()
+    )
 
 
 def test_cadence_kept_counts_touches_done_by_their_day_and_not_those_due_today_still_open(network):
