@@ -165,7 +165,8 @@ class SharedPatientsImport(FileImport):
         raw_a, raw_b = pl.col(self.columns[0]), pl.col(self.columns[1])
         a, b = trimmed(self.columns[0]), trimmed(self.columns[1])
         columns = self._count_columns()
-        # The counts are read as numbers: a count that is not one stops this reader (see PolarsPlan).
+        # The counts are read as numbers: a count that is not one stops this reader (see PolarsPlan),
+        # so there is no text to name (the column stays, for the rows to look like DuckDB's).
         numbers = [pl.col(c) if c else pl.lit(None, pl.Float64) for c in columns]
         texts = [pl.lit(None, pl.String) for _ in columns]
         rounded = [n.round(0, mode="half_to_even").cast(pl.Int64, strict=False) for n in numbers[:3]]
@@ -175,7 +176,6 @@ class SharedPatientsImport(FileImport):
             rounded[0].is_not_null(),
             *(n.is_null() | (r.is_not_null() & (n >= 0)) for n, r in zip(numbers[:3], rounded, strict=True)),
             *(n.is_null() | n.is_finite() for n in numbers[3:]),
-            *(t.fill_null("") == "" for t in texts),
         ).fill_null(False)
         select = [a, b, good, *rounded, *numbers[3:]]
         for n, t in zip(numbers, texts, strict=True):
