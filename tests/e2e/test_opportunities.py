@@ -51,9 +51,15 @@ def test_a_liaison_filters_opportunities_reads_why_and_flags_a_prospect(
     expect(page.locator("#market-map")).to_have_attribute("data-markers", "2")
 
     row.get_by_role("button", name="Add to outreach pipeline").click()
-    expect(row.get_by_text("in the pipeline")).to_be_visible()
+    expect(row.get_by_role("link", name="in the pipeline: Target")).to_be_visible()  # its account
     prospect = Prospect.objects.get()
     assert prospect.provider == referring_provider and prospect.flagged_by == user
+    # Its practice is in the pipeline now: "not yet in the pipeline" leaves both its providers out.
+    page.get_by_label("Specialty").fill("")
+    page.get_by_label("Not yet in the pipeline").check()
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_text("No opportunity matches these filters.")).to_be_visible()
 
     page.get_by_role("button", name="Prospects").click()
     expect(page.get_by_role("link", name="Frank Family, MD")).to_be_visible()
