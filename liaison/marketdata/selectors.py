@@ -183,7 +183,7 @@ class ProviderMarket:
 
 def provider_market(provider: Provider) -> ProviderMarket:
     opportunity = (
-        Opportunity.objects.select_related("nearest_site").filter(provider=provider).first()
+        Opportunity.objects.select_related("nearest_site", "practice").filter(provider=provider).first()
         if not provider.is_ours
         else None
     )
@@ -253,7 +253,12 @@ def practice_to_flag(provider: Provider, opportunity: Opportunity | None = None)
 def pipeline_account(provider: Provider, opportunity: Opportunity | None = None) -> Account | None:
     """The outreach account of the practice a flag would put in the pipeline, if it has one."""
     practice = practice_to_flag(provider, opportunity)
-    return _accounts_of(practice.pk).first() if practice is not None else None
+    return practice_account(practice.pk) if practice is not None else None
+
+
+def practice_account(practice_id: int) -> Account | None:
+    """The practice's outreach account (the whole practice's before one office's), if any."""
+    return _accounts_of(practice_id).first()
 
 
 def prospects() -> QuerySet[Prospect]:

@@ -62,7 +62,7 @@ def flag(request: HttpRequest, provider_pk: int) -> HttpResponse:
         messages.error(request, message)
         return redirect(request.POST.get("next") or "marketdata:opportunities")
     if request.htmx:
-        account = selectors.pipeline_account(provider)
+        account = selectors.practice_account(prospect.practice_id)
         return render(
             request,
             "marketdata/_flag_button.html",
