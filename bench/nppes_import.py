@@ -25,6 +25,7 @@ Prints the times, ours / floor, plain / ours and each process's peak RSS.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import import_module
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 CENTRE = (39.9612, -82.9988)  # Columbus
 SITES = [("Downtown", "43215", "Columbus"), ("North", "43081", "Westerville"), ("Dublin", "43017", "Dublin")]
 RADIUS = 25
+PATHS = {"ours": "", "ours-read": "read", "ours-parse": "parse"}  # our import, and its parts (--parts)
 
 
 def parse() -> argparse.Namespace:
@@ -49,7 +52,13 @@ def parse() -> argparse.Namespace:
     p.add_argument("--data", type=Path, help="keep the generated files here (and reuse them next time)")
     p.add_argument("--database-url", default="", help="default: a scratch SQLite file per process")
     p.add_argument("--skip-plain", action="store_true", help="skip the slow plain path")
-    p.add_argument("--child", choices=["ours", "floor", "plain", "plain-reader"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--parts",
+        action="store_true",
+        help="also time a first NPPES import that only reads, and one that reads and parses without "
+        "writing the directory or scoring: where the time over the floor goes",
+    )
+    p.add_argument("--child", choices=[*PATHS, "floor", "plain", "plain-reader"], help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -185,6 +194,13 @@ def our_directory(meta: dict) -> list:
     return sites
 
 
+def preload() -> None:
+    """The floor imports Polars before its clock starts; ours loads the modules the command loads
+    (Polars among them) first too, as a worker running imports from the admin page has them."""
+    for module in import_module("liaison.core.management.commands.import").IMPORTERS.values():
+        import_module(module)
+
+
 def at_rest() -> None:
     """Before each timed import, what the server does on its own between two imports: PostgreSQL
     writes out the last import's pages and its autovacuum analyses the new rows. Otherwise that
@@ -206,12 +222,7 @@ def run_ours(meta: dict) -> dict:
     from liaison.marketdata.models import ImportRun
 
     our_directory(meta)
-    # The floor imports Polars before its clock starts; ours loads the modules the command loads
-    # (Polars among them) first too, as a worker running imports from the admin page has them.
-    from importlib import import_module
-
-    for module in import_module("liaison.core.management.commands.import").IMPORTERS.values():
-        import_module(module)
+    preload()
 
     def command(*args: str):
         at_rest()
@@ -235,6 +246,45 @@ def run_ours(meta: dict) -> dict:
 
     settings.MARKETDATA_FAST_SCAN = False
     _, out["nppes_careful_seconds"], out["nppes_careful_cpu"] = timed(command(*nppes, "--force"))
+    return out
+
+
+def run_ours_part(meta: dict, part: str) -> dict:
+    """Our first imports with their later steps switched off, to see where the time over the floor
+    goes. "read": the scan, the filter and the batches as the import runs them, nothing written.
+    "parse" (NPPES only): also each kept row parsed and compared with what is stored, but nothing
+    written to the directory and no scores. The pairs ("read") are timed after a whole NPPES import,
+    as in `run_ours`."""
+    import io
+    from unittest import mock
+
+    from django.core.management import call_command
+
+    from liaison.marketdata import directory_sync, nppes, shared_patients
+
+    our_directory(meta)
+    preload()
+    nppes_args = ["import", "nppes", meta["nppes"], "--radius", str(RADIUS)]
+    nothing = mock.Mock(return_value=None)
+    if part == "read":
+        skipped = [(nppes.NppesImport, "write_batch")]
+    else:
+        skipped = [(directory_sync.DirectorySync, "write"), (directory_sync.DirectorySync, "complete")]
+    with contextlib.ExitStack() as stack:
+        for cls, name in [(nppes.NppesImport, "after"), *skipped]:
+            stack.enter_context(mock.patch.object(cls, name, nothing))
+        at_rest()
+        _, seconds, cpu = timed(lambda: call_command(*nppes_args, stdout=io.StringIO()))
+    out = {"nppes_seconds": seconds, "nppes_cpu": cpu}
+    if part == "read":
+        call_command(*nppes_args, "--force", stdout=io.StringIO())  # the directory the pairs need
+        pairs = shared_patients.SharedPatientsImport
+        with mock.patch.object(pairs, "write_batch", nothing), mock.patch.object(pairs, "after", nothing):
+            at_rest()
+            args = ["import", "shared-patients", meta["pairs_path"]]
+            _, out["pairs_seconds"], out["pairs_cpu"] = timed(
+                lambda: call_command(*args, stdout=io.StringIO())
+            )
     return out
 
 
@@ -443,9 +493,12 @@ def child(args: argparse.Namespace) -> None:
         result = run_floor(meta)
     else:
         child_setup(args.database_url, scratch)
-        result = (
-            run_ours(meta) if args.child == "ours" else run_plain(meta, dict_reader=args.child == "plain")
-        )
+        if args.child == "ours":
+            result = run_ours(meta)
+        elif args.child in PATHS:
+            result = run_ours_part(meta, PATHS[args.child])
+        else:
+            result = run_plain(meta, dict_reader=args.child == "plain")
     result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result))
 
@@ -470,7 +523,8 @@ def main() -> None:
     meta = generate(data, size_bytes(args.size), args.pairs)
     load = os.getloadavg()[0]
     results = {}
-    for path in ["floor", "ours"] + ([] if args.skip_plain else ["plain", "plain-reader"]):
+    paths = ["floor", "ours"] + (["ours-read", "ours-parse"] if args.parts else [])
+    for path in paths + ([] if args.skip_plain else ["plain", "plain-reader"]):
         print(f"running {path} ...", flush=True)
         results[path] = spawn(path, args, data)
     report(meta, results, args, data, load)
@@ -507,6 +561,15 @@ def report(meta: dict, results: dict, args: argparse.Namespace, data: Path, load
             runs.append(("nppes_careful", "ours: monthly refresh, DuckDB the only reader"))
         for k, label in runs:
             wall, cpu = ours[k + "_seconds"], ours[k + "_cpu"]
+            line(label, wall, cpu, f"/ floor: {wall / f_wall:.1f}x wall, {cpu / f_cpu:.1f}x CPU")
+        parts = {
+            "ours-read": "ours, first import: reading only",
+            "ours-parse": "ours, first import: reading and parsing rows",
+        }
+        for path, label in parts.items():
+            if f"{key}_seconds" not in results.get(path, {}):
+                continue
+            wall, cpu = results[path][key + "_seconds"], results[path][key + "_cpu"]
             line(label, wall, cpu, f"/ floor: {wall / f_wall:.1f}x wall, {cpu / f_cpu:.1f}x CPU")
         for path, label in plain_labels.items():
             if path in results:
