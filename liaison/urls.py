@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from liaison.api import api
 
@@ -18,6 +19,8 @@ urlpatterns = [
     path("analytics/", include("liaison.analytics.urls")),
     path("c/", include("liaison.campaigns.public_urls")),
     path("api/v1/", api.urls),
+    path("api/", RedirectView.as_view(pattern_name="api:openapi-view")),
+    path("api/docs", RedirectView.as_view(pattern_name="api:openapi-view")),
     path("fhir/", include("liaison.interop.fhir_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -49,7 +49,13 @@ def test_the_openapi_schema_and_docs_are_served(client_for):
     assert {"/api/v1/providers", "/api/v1/practices", "/api/v1/contacts", "/api/v1/locations"} <= set(
         schema["paths"]
     )
-    assert c.get("/api/v1/docs").status_code == 200
+    docs = c.get("/api/v1/docs")
+    assert docs.status_code == 200
+    page = docs.content.decode()
+    # Swagger UI comes with the app (the server may have no internet access), never from a CDN.
+    assert "/static/ninja/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    for guess in ("/api/", "/api/docs"):
+        assert c.get(guess).headers["Location"] == "/api/v1/docs"
 
 
 @pytest.mark.parametrize("role", ROLES)
