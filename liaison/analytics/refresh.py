@@ -933,7 +933,11 @@ def refresh(*, as_of: date | None = None, progress: Progress | None = None, acto
     progress.finish(
         f"{len(data.ids):,} referrals, {len(history):,} referrers; "
         f"{alerts.opened} alerts opened, {alerts.cleared} cleared ({seconds:.1f} s)",
-        result={"referrals": len(data.ids), "alerts_opened": alerts.opened, "alerts_cleared": alerts.cleared},
+        result={
+            "referrals": len(data.ids),
+            "cooling alerts opened": alerts.opened,
+            "cooling alerts cleared": alerts.cleared,
+        },
     )
     return run
 

@@ -228,10 +228,13 @@ def test_other_roles_read_the_pages_without_patient_data(refreshed, client_for, 
 
 def test_only_managers_and_admins_start_a_refresh(network, client_for, django_capture_on_commit_callbacks):
     assert client_for("liaison").post("/analytics/refresh/").status_code == 403
+    manager = client_for("manager", email="m@example.org")
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_for("manager", email="m@example.org").post("/analytics/refresh/")
+        response = manager.post("/analytics/refresh/")
     assert response.status_code == 302 and "/jobs/" in response["Location"]
     assert RefreshRun.objects.filter(status="done").exists()  # the test settings run jobs at once
+    job = manager.get(response["Location"]).content.decode()
+    assert "Cooling alerts opened" in job and "_" not in re.sub(r"<[^>]+>", "", job.split("<main")[-1])
 
 
 def test_list_pages_do_a_fixed_number_of_queries(refreshed, client_for):
