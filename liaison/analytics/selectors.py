@@ -162,7 +162,7 @@ def volume_table(f: VolumeFilters, as_of: date) -> Table:
 
 
 def slice_table(f: VolumeFilters, by: str, as_of: date, names: dict[Any, str]) -> Table:
-    """The last 12 months split by one slice (e.g. by our site), largest first."""
+    """This month so far and the 11 before, split by one slice (e.g. by our site), largest first."""
     column, label = SLICES[by]
     first = month_start(as_of)
     for _ in range(11):
@@ -176,13 +176,14 @@ def slice_table(f: VolumeFilters, by: str, as_of: date, names: dict[Any, str]) -
     )
     table = Table(
         name=f"by_{by}",
-        title=f"Last 12 months by {label.lower()}",
+        # Whole months from the volume cells: this one so far and the 11 before.
+        title=f"By {label.lower()}, {first:%b %-d, %Y} to {as_of:%b %-d, %Y}",
         columns=[Column("slice", label), Column("referrals", "Referrals", True)],
     )
     for row in rows:
         key = row[column]
         table.rows.append({"slice": names.get(key, key) or "(none)", "referrals": row["referrals"]})
-        params = {"since": first.isoformat(), **f.slice_params()}
+        params = {"since": first.isoformat(), "until": as_of.isoformat(), **f.slice_params()}
         if key not in (None, ""):
             params[by] = key
         table.links.append({"referrals": drill_url(params)})
@@ -200,7 +201,9 @@ def drill_url(params: dict[str, Any]) -> str:
 # Referrers -------------------------------------------------------------------------------------
 
 
-def _referrer_table(name: str, title: str, qs: QuerySet[ReferrerStat], note: str = "") -> Table:
+def _referrer_table(name: str, title: str, qs: QuerySet[ReferrerStat], as_of: date, note: str = "") -> Table:
+    # The windows the refresh counted in (`refresh.referrer_stats`): the 365 days to `as_of`.
+    year = {"since": (as_of - timedelta(days=364)).isoformat(), "until": as_of.isoformat()}
     table = Table(
         name=name,
         title=title,
@@ -210,6 +213,7 @@ def _referrer_table(name: str, title: str, qs: QuerySet[ReferrerStat], note: str
             Column("last_365", "Last 12 months", True),
             Column("last_90", "Last 90 days", True),
             Column("prev_90", "90 days before", True),
+            Column("total", "All time", True),
             Column("first_on", "First referral"),
             Column("last_on", "Last referral"),
             Column("share", "Share to us"),
@@ -228,6 +232,7 @@ def _referrer_table(name: str, title: str, qs: QuerySet[ReferrerStat], note: str
                 "last_365": s.last_365,
                 "last_90": s.last_90,
                 "prev_90": s.prev_90,
+                "total": s.total,
                 "first_on": s.first_on.isoformat(),
                 "last_on": s.last_on.isoformat(),
                 "share": share,
@@ -236,9 +241,8 @@ def _referrer_table(name: str, title: str, qs: QuerySet[ReferrerStat], note: str
         table.links.append(
             {
                 "referrer": reverse("analytics:referrer", args=[s.provider_id]),
-                "last_365": drill_url(
-                    {"provider": s.provider_id, "since": (s.last_on - timedelta(days=365)).isoformat()}
-                ),
+                "last_365": drill_url({"provider": s.provider_id, **year}),
+                "total": drill_url({"provider": s.provider_id, "until": as_of.isoformat()}),
             }
         )
     return table
@@ -259,13 +263,14 @@ def referrer_stats(f: VolumeFilters) -> QuerySet[ReferrerStat]:
     return qs
 
 
-def top_referrers(f: VolumeFilters, limit: int = 20) -> Table:
+def top_referrers(f: VolumeFilters, as_of: date, limit: int = 20) -> Table:
     return _referrer_table(
         "top_referrers",
         "Top referrers",
         referrer_stats(f).order_by("-last_365", "provider_id")[:limit],
-        note="Share to us: patients shared with our physicians out of those shared with every physician of "
-        "our specialty (market data); loyal from 60%.",
+        as_of,
+        note=f"Last 12 months: the 365 days to {as_of:%b %-d, %Y}. Share to us: patients shared with our "
+        "physicians out of those shared with every physician of our specialty (market data); loyal from 60%.",
     )
 
 
@@ -275,6 +280,7 @@ def new_referrers(f: VolumeFilters, as_of: date, limit: int = 20) -> Table:
         "new_referrers",
         f"New referrers (first referral in the last {NEW_WITHIN_DAYS} days)",
         referrer_stats(f).filter(first_on__gt=since).order_by("-first_on", "provider_id")[:limit],
+        as_of,
     )
 
 
@@ -282,10 +288,11 @@ def lapsed_referrers(f: VolumeFilters, as_of: date, limit: int = 20) -> Table:
     cutoff = as_of - timedelta(days=LAPSED_AFTER_DAYS)
     return _referrer_table(
         "lapsed_referrers",
-        f"Lapsed referrers (3 or more referrals, none in {LAPSED_AFTER_DAYS} days)",
+        f"Lapsed referrers (3 or more referrals in all, none in {LAPSED_AFTER_DAYS} days)",
         referrer_stats(f)
         .filter(last_on__lt=cutoff, total__gte=3)
         .order_by("-last_on", "provider_id")[:limit],
+        as_of,
     )
 
 

@@ -173,7 +173,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         selectors.volume_table(f, as_of),
         split,
         selectors.alerts_table(),
-        selectors.top_referrers(f),
+        selectors.top_referrers(f, as_of),
         selectors.new_referrers(f, as_of),
         selectors.lapsed_referrers(f, as_of),
     ]

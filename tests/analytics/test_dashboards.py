@@ -172,6 +172,21 @@ def test_the_drilldown_total_matches_the_number_it_came_from(refreshed, client_f
     assert f"{cell} referral".encode() in page.content
 
 
+def test_each_referrer_count_links_to_exactly_that_many_referrals(refreshed, client_for):
+    c = client_for("manager")
+    html = c.get("/analytics/").content.decode()
+    followed = 0
+    for table in ("top_referrers", "new_referrers", "lapsed_referrers", "by_site"):
+        section = html.split(f'id="table-{table}"')[1].split("</section>")[0] if table in html else ""
+        for link, number in re.findall(r'<a href="(/analytics/referrals/\?[^"]+)">(\d+)</a>', section):
+            page = c.get(link.replace("&amp;", "&")).content.decode()
+            assert f"{number} referral" in page, (table, link)
+            followed += 1
+    # Dr. Family stopped 100 days before the refresh: a window counted back from the last referral
+    # instead of from the refresh would list more than the 12 months' count.
+    assert followed >= 5
+
+
 def test_a_liaison_sees_the_same_counts_without_any_patient_field_or_referral_number(refreshed, client_for):
     manager, liaison = client_for("manager"), client_for("liaison", email="l2@example.org")
     m = manager.get("/analytics/?export=csv&table=volume").content
