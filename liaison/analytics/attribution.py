@@ -89,6 +89,7 @@ def method_text(window_days: int, by: str = "kind") -> str:
     """The method in plain English, for the page."""
     n = window_days
     group = {"kind": "activity kind", "liaison": "liaison", "physician": "physician of ours"}.get(by, by)
+    a_group = f"{'an' if group[0] in 'aeiou' else 'a'} {group}"
     return (
         f"Difference in differences with matched controls. For each account and each {group}, an episode "
         f"starts with a touch that had no touch of the same {group} in the {n} days before it; the "
@@ -100,7 +101,7 @@ def method_text(window_days: int, by: str = "kind") -> str:
         f"rebound it would have had anyway). Volumes count only days that no earlier visit could have "
         f"lifted. Incremental referrals are the sum of these differences over episodes, with a 95% "
         f"interval; cost per incremental referral is shown only when that interval is above zero. "
-        f"'All outreach' treats every touch alike; a {group}'s row also includes whatever else the "
+        f"'All outreach' treats every touch alike; {a_group}'s row also includes whatever else the "
         f"account received in the same {n} days. Physician rows split a touch's cost between the "
         f"physicians who attended. Episodes that start in the last {n} days are not counted yet."
     )

@@ -639,6 +639,8 @@ def attribution_reports(data: Loaded, lk: Lookups, as_of: date) -> dict[str, Any
         report = attribution.estimate(touches, referrals, accounts, start=start, end=as_of, by=by)
         out[by] = {
             "window_days": report.window_days,
+            # Episodes count when they start in these days (their after-window is then complete).
+            "starts": [start.isoformat(), (as_of - timedelta(days=report.window_days)).isoformat()],
             "method": report.method,
             "overall": _row(report.overall),
             "rows": [_row(r) for r in report.rows],

@@ -680,11 +680,21 @@ def attribution_table(by: str) -> tuple[Table | None, str, int]:
                 "incremental": _fmt(r["incremental"], ".1f"),
                 "interval": interval,
                 "cost": _fmt(r["cost"], ",.0f"),
-                "per_referral": "n/a"
+                "per_referral": "no cost recorded"
+                if not r["cost"]
+                else "n/a"
                 if r["cost_per_incremental"] is None
                 else _fmt(r["cost_per_incremental"], ",.0f"),
             }
         )
+    if data.get("starts"):
+        first, last = (date.fromisoformat(d) for d in data["starts"])
+        t.note = f"Episodes starting {first:%b %-d, %Y} to {last:%b %-d, %Y}. "
+    t.note += (
+        "Cost: what was recorded on the touches inside the evaluated episodes. Rows do not add up to "
+        "'All outreach', which evaluates its own episodes (a touch that continues a chain of touches is "
+        "not evaluated again)."
+    )
     return t, data["method"], data["window_days"]
 
 

@@ -308,3 +308,18 @@ def test_nonsense_filters_give_a_page_not_an_error(refreshed, client_for):
         assert c.get(f"/analytics/referrals/?{query}").status_code == 200, query
     assert c.get("/analytics/?months=abc&grain=year&site=-1").status_code == 200
     assert c.get("/api/v1/analytics/volume?site=99999999999999999999999").status_code == 400  # docs/api.md
+
+
+def test_the_attribution_page_says_its_period_and_what_its_costs_cover(refreshed, client_for):
+    from liaison.analytics.models import Snapshot
+
+    html = client_for("manager").get("/analytics/attribution/").content.decode()
+    assert "Episodes starting " in html and "Rows do not add up to" in html
+    assert "an activity kind&#x27;s row" in html and "a activity" not in html
+    # A kind of touch with no cost recorded has no cost per referral (not "0").
+    data = Snapshot.objects.get(name="attribution").data
+    row = {**data["kind"]["overall"], "group": "visit", "cost": 0.0, "cost_per_incremental": 0.0}
+    data["kind"]["rows"] = [row]
+    Snapshot.objects.filter(name="attribution").update(data=data)
+    html = client_for("manager", email="m2@example.org").get("/analytics/attribution/").content.decode()
+    assert "no cost recorded" in html
