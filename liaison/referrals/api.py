@@ -136,18 +136,37 @@ class QueueQuery(Schema):
     site: Id | None = None
     service_line: Id | None = None
     urgency: str = ""
-    patient: str = Field("", description="exact last name")
     sort: str = "urgency"
+
+
+class QueueSearch(QueueQuery):
+    patient: str = Field("", description="the patient's exact last name")
+
+
+def _queue(request: HttpRequest, filters: QueueQuery, patient: str = "") -> "_AuditedPage":
+    user = _phi_user(request)
+    if filters.view not in selectors.QUEUE_VIEWS:
+        raise ValidationError({"view": [f"One of: {', '.join(selectors.QUEUE_VIEWS)}."]})
+    f = selectors.QueueFilters(**{**filters.dict(exclude={"patient"}), "patient": patient})
+    return _AuditedPage(selectors.work_queue(user, f), user, keys_first=not selectors.in_index_order(f))
 
 
 @router.get("/referrals", response=list[ReferralOut], summary="The work queue (patient data: audited)")
 @paginate(PageNumberPagination, page_size=50, max_page_size=200)
-def list_referrals(request: HttpRequest, filters: Query[QueueQuery]) -> QuerySet[Referral]:
-    user = _phi_user(request)
-    if filters.view not in selectors.QUEUE_VIEWS:
-        raise ValidationError({"view": [f"One of: {', '.join(selectors.QUEUE_VIEWS)}."]})
-    f = selectors.QueueFilters(**filters.dict())
-    return _AuditedPage(selectors.work_queue(user, f), user, keys_first=not selectors.in_index_order(f))
+def list_referrals(request: HttpRequest, filters: Query[QueueQuery]) -> Any:
+    return _queue(request, filters)
+
+
+@router.post(
+    "/referrals/search",
+    response=list[ReferralOut],
+    summary="The work queue, searched by patient (patient data: audited)",
+    description="As `GET /referrals`, with the patient's last name in the body: a name in a URL would "
+    "end up in server and proxy logs.",
+)
+@paginate(PageNumberPagination, page_size=50, max_page_size=200)
+def search_referrals(request: HttpRequest, filters: QueueSearch) -> Any:
+    return _queue(request, filters, filters.patient)
 
 
 class _AuditedPage:

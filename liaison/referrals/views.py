@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -16,7 +17,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from liaison.accounts.models import User
 from liaison.core.forms import apply_errors
@@ -58,9 +59,26 @@ def _referral(request: HttpRequest, pk: int) -> Any:
 
 
 @phi_required
+@require_http_methods(["GET", "POST"])
 def queue(request: HttpRequest) -> HttpResponse:
-    form = QueueForm(request.GET or None)
+    """The work queue. Its filter form is posted, so that a patient's name never goes in a URL
+    (browser history, server logs, Referer headers); the other filters are put back in the URL,
+    for the view to be bookmarked and shared."""
+    posted = request.method == "POST"
+    source = request.POST if posted else request.GET.copy()
+    if not posted:
+        source.pop("patient", None)  # an old bookmark's name is not searched for
+    form = QueueForm(source or None)
     data = form.cleaned_data if form.is_valid() else {}
+    kept = urlencode(
+        {
+            k: v
+            for k, v in form.data.items()
+            if (k in QueueForm.base_fields or k == "page") and k != "patient" and v
+        }
+    )
+    if posted and not data.get("patient") and not request.htmx:
+        return redirect(f"{request.path}?{kept}" if kept else request.path)
     filters = selectors.QueueFilters(
         view=data.get("view") or "open",
         site=getattr(data.get("site"), "pk", None),
@@ -69,7 +87,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         patient=data.get("patient", ""),
         sort=data.get("sort") or "urgency",
     )
-    page = selectors.queue_paginator(request.user, filters).get_page(request.GET.get("page"))
+    page = selectors.queue_paginator(request.user, filters).get_page(source.get("page"))
     services.record_phi_list(request.user, page.object_list)
     ctx = {
         "form": form,
@@ -80,9 +98,14 @@ def queue(request: HttpRequest) -> HttpResponse:
         "views": selectors.QUEUE_VIEWS,
         "coordinators": User.objects.filter(is_active=True, role__in=["coordinator", "manager", "admin"]),
         "now": timezone.now(),
+        # Pages of a search for a patient are asked for by posting the form again.
+        "page_form": "queue-filters" if data.get("patient") else "",
     }
     if request.htmx and not request.htmx.boosted:
-        return render(request, "referrals/_queue_results.html", ctx)
+        response = render(request, "referrals/_queue_results.html", ctx)
+        if posted:  # the address bar shows the filters, never the patient's name
+            response["HX-Push-Url"] = f"{request.path}?{kept}" if kept else request.path
+        return response
     return render(request, "referrals/queue.html", ctx)
 
 

@@ -2,6 +2,8 @@
 step and the letter sent to the referring office at each milestone. A liaison who opens the same
 URL is refused and the refusal is in the audit trail."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -79,3 +81,36 @@ def test_a_coordinator_takes_a_referral_to_the_consult_note(
     other.close()
     denied = AuditEvent.objects.get(action="denied", actor__email="lee@example.org")
     assert denied.object_id == str(referral.pk)
+
+
+def test_searching_the_queue_for_a_patient_keeps_the_name_out_of_the_address_bar(
+    page, live_server, make_user, referring_provider, site, our_physician
+):
+    from liaison.referrals import services
+    from liaison.referrals.services import ReferrerInfo
+    from tests.referrals.conftest import PATIENT
+
+    for last_name in ("Oyelaran", "Quackenbush"):
+        services.receive_referral(
+            actor="test",
+            referrer=ReferrerInfo(npi=referring_provider.npi),
+            **{
+                **PATIENT,
+                "patient_last_name": last_name,
+                "site": site,
+                "referred_to_physician": our_physician,
+            },
+        )
+    make_user("coordinator", email="casey@example.org")
+    sign_in(page, "casey@example.org")
+    page.get_by_role("link", name="Referrals").click()
+    results = page.locator("#results")
+    expect(results).to_contain_text("Quackenbush")
+    page.get_by_label("Patient last name").fill("Oyelaran")
+    expect(results).not_to_contain_text("Quackenbush")
+    expect(results).to_contain_text("Oyelaran")
+    page.get_by_label("Urgency").select_option("routine")
+    expect(page).to_have_url(re.compile(r"urgency=routine"))
+    assert "oyelaran" not in page.url.lower()
+    expect(results).to_contain_text("Oyelaran")
+    expect(results).not_to_contain_text("Quackenbush")

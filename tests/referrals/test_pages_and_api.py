@@ -55,6 +55,8 @@ def test_the_api_refuses_referrals_to_roles_without_phi_access(client_for, role,
     c = client_for(role)
     assert c.get("/api/v1/referrals").status_code == 403
     assert c.get(f"/api/v1/referrals/{referral.pk}").status_code == 403
+    search = c.post("/api/v1/referrals/search", json.dumps({"patient": "Quackenbush"}), "application/json")
+    assert search.status_code == 403 and "Quackenbush" not in search.content.decode()
     response = c.post(
         "/api/v1/referrals",
         json.dumps({**PATIENT, "patient_dob": "1961-04-02"}),
@@ -62,6 +64,43 @@ def test_the_api_refuses_referrals_to_roles_without_phi_access(client_for, role,
     )
     assert response.status_code == 403
     assert "Quackenbush" not in response.content.decode()
+
+
+def test_a_search_for_a_patient_never_puts_the_name_in_a_url(client_for, make_referral):
+    coordinator = client_for("coordinator")
+    make_referral(patient_last_name="Second")
+    make_referral()
+    queue = reverse("referrals:queue")
+    page = coordinator.get(queue).content.decode()
+    assert (
+        'method="post" id="queue-filters"' in page
+        and "hx-get" not in page.split('id="queue-filters"')[1][:200]
+    )
+    # An old bookmark with a name in it searches nothing.
+    assert "Quackenbush" in coordinator.get(queue, {"patient": "second"}).content.decode()
+    # The other filters go back in the URL, the name does not.
+    plain = coordinator.post(queue, {"view": "unassigned", "patient": ""})
+    assert plain.status_code == 302 and plain["Location"] == f"{queue}?view=unassigned"
+    live = coordinator.post(
+        queue, {"view": "unassigned", "patient": "second"}, headers={"HX-Request": "true"}
+    )
+    assert "Second" in live.content.decode() and "Quackenbush" not in live.content.decode()
+    assert live["HX-Push-Url"] == f"{queue}?view=unassigned"
+    # More than a page of results: the next page is asked for by posting the form again.
+    for _ in range(60):
+        make_referral(patient_last_name="Second")
+    found = coordinator.post(queue, {"patient": "second"}).content.decode()
+    assert 'form="queue-filters" name="page" value="2"' in found and "?page=2" not in found
+    assert "Second" in coordinator.post(queue, {"patient": "second", "page": "2"}).content.decode()
+
+
+def test_the_api_searches_the_queue_by_patient_with_the_name_in_the_body(client_for, make_referral):
+    make_referral(patient_last_name="Second")
+    make_referral()
+    c = client_for("coordinator")
+    body = c.post("/api/v1/referrals/search", json.dumps({"patient": "second"}), "application/json").json()
+    assert [r["patient_last_name"] for r in body["items"]] == ["Second"]
+    assert c.get("/api/v1/referrals", {"patient": "second"}).json()["count"] == 2  # not a filter here
 
 
 def test_a_physician_sees_only_their_own_patients(
@@ -200,11 +239,8 @@ def test_queue_filters_and_bulk_actions(client_for, make_referral, make_user):
     services.change_status(b, Status.ACCEPTED, actor="test")
     content = coordinator.get(reverse("referrals:queue"), {"view": "unassigned"}).content.decode()
     assert content.index("Quackenbush") < content.index("Second")  # urgent first
-    assert "Second" in coordinator.get(reverse("referrals:queue"), {"patient": "second"}).content.decode()
-    assert (
-        "Quackenbush"
-        not in coordinator.get(reverse("referrals:queue"), {"patient": "second"}).content.decode()
-    )
+    found = coordinator.post(reverse("referrals:queue"), {"patient": "second"}).content.decode()
+    assert "Second" in found and "Quackenbush" not in found
     coordinator.post(
         reverse("referrals:bulk"), {"ids": [a.pk, b.pk], "action": "assign", "assign_to": coordinator.user.pk}
     )
