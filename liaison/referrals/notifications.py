@@ -24,6 +24,7 @@ from fpdf import FPDF
 from liaison.audit.services import record
 from liaison.core.phi import encrypt_bytes
 from liaison.referrals.models import (
+    DeclineReason,
     EventKind,
     Notification,
     NotifyBy,
@@ -40,6 +41,10 @@ MILESTONE_SENTENCES = {
     Status.SEEN: "The patient was seen on {seen}. The consult note will follow.",
     Status.NO_SHOW: "The patient did not come to the appointment of {appointment}. We are reaching out to reschedule.",
     Status.NOTE_SENT: "The consult note was sent on {note_sent}{included}.",
+    Status.DECLINED: "We are unable to see the patient for this referral ({reason}). Please refer the "
+    "patient to another provider, or call us to discuss.",
+    Status.CANCELLED: "This referral was cancelled on {cancelled}; the patient has no appointment with us. "
+    "Call us if the patient still needs to be seen.",
 }
 INCLUDED_LABELS = {
     "consult_note": "consult note",
@@ -62,7 +67,10 @@ def _fmt(value: Any) -> str:
 def milestone_sentence(event: ReferralEvent) -> str:
     referral = event.referral
     included = event.data.get("included") or []
+    reason = event.data.get("decline_reason", "")
     return MILESTONE_SENTENCES[event.to_status].format(
+        reason=DeclineReason(reason).label.lower() if reason in DeclineReason.values else "no reason given",
+        cancelled=f"{timezone.localtime(event.at):%A %B %-d, %Y}",
         appointment=_fmt(referral.appointment_at),
         seen=_fmt(referral.seen_at),
         note_sent=_fmt(referral.note_sent_at),

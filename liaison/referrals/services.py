@@ -35,7 +35,17 @@ from liaison.referrals.models import (
 )
 
 # Milestones the referring office hears about.
-MILESTONES = (Status.RECEIVED, Status.SCHEDULED, Status.SEEN, Status.NO_SHOW, Status.NOTE_SENT)
+# The steps the referring office is told of. A decline and a cancellation most of all: the office
+# has to find the patient another specialist.
+MILESTONES = (
+    Status.RECEIVED,
+    Status.DECLINED,
+    Status.SCHEDULED,
+    Status.SEEN,
+    Status.NO_SHOW,
+    Status.CANCELLED,
+    Status.NOTE_SENT,
+)
 MAX_DOCUMENT_BYTES = 25 * 1024 * 1024
 DOCUMENT_TYPES = ("application/pdf", "image/tiff", "image/png", "image/jpeg")
 INCLUDED_WITH_NOTE = ("consult_note", "prescriptions", "orders", "recommendations", "imaging", "work_note")

@@ -61,6 +61,23 @@ def test_each_milestone_prepares_a_fax_ready_letter_by_default(referral, django_
     assert referral.events.filter(kind="notification").count() == 3
 
 
+def test_the_office_is_told_when_we_decline_or_cancel_so_it_can_refer_elsewhere(
+    make_referral, django_capture_on_commit_callbacks
+):
+    from liaison.referrals.notifications import milestone_sentence
+
+    declined, cancelled = make_referral(), make_referral(patient_last_name="Second")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.change_status(declined, Status.DECLINED, actor="test", decline_reason="wrong_specialty")
+        _move(cancelled, Status.ACCEPTED, Status.SCHEDULED, Status.CANCELLED)
+    for referral, milestone in ((declined, "declined"), (cancelled, "cancelled")):
+        letter = Notification.objects.get(referral=referral, milestone=milestone)
+        assert letter.channel == "letter" and letter.outcome == "ready"
+    sentence = milestone_sentence(declined.events.get(to_status="declined"))
+    assert "(not our specialty)" in sentence and "refer the patient to another provider" in sentence
+    assert "has no appointment with us" in milestone_sentence(cancelled.events.get(to_status="cancelled"))
+
+
 def test_notifying_twice_sends_once(referral, django_capture_on_commit_callbacks):
     from liaison.referrals.notifications import notify
 
