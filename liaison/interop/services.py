@@ -261,6 +261,8 @@ def _change(referral: Referral, to_status: str, message: hl7.Message, **kwargs: 
         referrals.change_status(referral, to_status, actor=_actor(message), **kwargs)
     except TransitionError as exc:
         raise Hl7Error(" ".join(exc.messages), code="207") from None
+    except ValidationError as exc:  # e.g. a no-show reported before the appointment's time
+        raise Hl7Error(" ".join(exc.messages), code="207") from None
     referral.refresh_from_db()
 
 

@@ -339,8 +339,21 @@ def change_status(
         if decline_reason not in DeclineReason.values:
             raise ValidationError({"decline_reason": ["Say why the referral is declined."]})
         data["decline_reason"] = decline_reason
+    elif to_status == Status.NO_SHOW:
+        if referral.appointment_at and referral.appointment_at > now:
+            raise ValidationError(
+                {
+                    "appointment_at": [
+                        f"The appointment is on {timezone.localtime(referral.appointment_at):%b %-d at %-I:%M %p}: "
+                        "a no-show is recorded once it has passed (or reschedule or cancel it)."
+                    ]
+                }
+            )
     elif to_status == Status.SEEN:
-        referral.seen_at = now
+        # Recorded after the visit: the patient was seen at the appointment, not when it was recorded
+        # (the letter says so, and the consult note's service level counts from it).
+        past = referral.appointment_at is not None and referral.appointment_at <= now
+        referral.seen_at = referral.appointment_at if past and at is None else now
     elif to_status == Status.NOTE_SENT:
         bad = [i for i in included if i not in INCLUDED_WITH_NOTE]
         if bad or not channel:

@@ -337,3 +337,13 @@ def test_an_update_without_a_priority_keeps_the_urgency_a_coordinator_set(db):
 
     assert receive(no_priority).log.result == "unchanged"
     assert Referral.objects.get().urgency == "urgent"
+
+
+def test_a_no_show_for_an_appointment_still_to_come_is_refused_with_the_reason(db, referring_provider):
+    receive(hl7_sample("REF-I12-01"))
+    receive(hl7_sample("SIU-S12-01"))
+    later = replace_segment_field(hl7_sample("SIU-S14-01"), "AIS", 4, "20990927141500+0215")
+    assert receive(replace_segment_field(later, "MSH", 10, "MSG-LATER")).log.result == "rescheduled"
+    no_show = receive(hl7_sample("SIU-S26-01"))
+    assert no_show.outcome == "AE" and "a no-show is recorded once it has passed" in no_show.log.error
+    assert Referral.objects.get().status == Status.SCHEDULED

@@ -105,6 +105,22 @@ def test_scheduling_needs_a_time_and_declining_needs_a_reason(referral):
     assert referral.events.filter(kind="status").last().data == {"reopened_from": "declined"}
 
 
+def test_a_no_show_waits_for_the_appointment_and_seen_dates_the_visit_at_the_appointment(make_referral):
+    upcoming, past = make_referral(), make_referral(patient_last_name="Second")
+    tomorrow = timezone.now() + dt.timedelta(days=1)
+    yesterday = (timezone.now() - dt.timedelta(days=1)).replace(microsecond=0)
+    for referral, when in ((upcoming, tomorrow), (past, yesterday)):
+        services.change_status(referral, Status.ACCEPTED, actor="test")
+        services.change_status(referral, Status.SCHEDULED, actor="test", appointment_at=when)
+    with pytest.raises(ValidationError, match="a no-show is recorded once it has passed"):
+        services.change_status(upcoming, Status.NO_SHOW, actor="test")
+    assert Referral.objects.get(pk=upcoming.pk).status == Status.SCHEDULED
+    services.change_status(past, Status.SEEN, actor="test")  # recorded a day after the visit
+    assert Referral.objects.get(pk=past.pk).seen_at == yesterday
+    services.change_status(upcoming, Status.SEEN, actor="test")  # seen before the time booked
+    assert Referral.objects.get(pk=upcoming.pk).seen_at < tomorrow
+
+
 def test_duplicates_are_found_by_patient_referrer_and_date(referral, referring_provider):
     found = services.find_duplicates(
         patient_last_name="QUACKENBUSH ",
