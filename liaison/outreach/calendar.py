@@ -79,7 +79,9 @@ def user_calendar(user: User, now: datetime | None = None) -> bytes:
         ev.add("dtstamp", t.updated_at)
         ev.add("dtstart", t.due_on)
         ev.add("dtend", t.due_on + timedelta(days=1))
-        ev.add("summary", f"Task: {t.title}")
+        # The office only, never the task's own words: a title is typed freely, and the phone's
+        # calendar (and whatever it syncs to) is outside our control.
+        ev.add("summary", f"Task: {t.account}" if t.account_id else "Task (details in Liaison)")
         ev.add("transp", "TRANSPARENT")
         cal.add_component(ev)
     return cal.to_ical()

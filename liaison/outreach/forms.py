@@ -10,6 +10,7 @@ from django.utils import timezone
 from liaison.accounts.models import User
 from liaison.directory.models import Contact, ContactRole, Location, Provider
 from liaison.directory.selectors import our_physicians
+from liaison.feedback.validators import no_patient_identifiers
 from liaison.outreach import selectors
 from liaison.outreach.models import (
     Account,
@@ -85,7 +86,13 @@ class ActivityForm(forms.Form):
         label="Their staff",
     )
     purpose = forms.ChoiceField(choices=[("", "—"), *Purpose.choices], required=False)
-    outcome = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=4000)
+    outcome = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=4000,
+        validators=[no_patient_identifiers],
+        help_text="no patient names or identifiers: liaisons read this",
+    )
     cost = forms.DecimalField(
         required=False,
         min_value=Decimal("0"),
@@ -102,17 +109,25 @@ class ActivityForm(forms.Form):
         label="People served from the office",
         help_text="if more ate than are listed",
     )
-    topics = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=4000)
+    topics = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=4000,
+        validators=[no_patient_identifiers],
+    )
     clinical_questions = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
         max_length=4000,
         label="Clinical questions raised",
+        validators=[no_patient_identifiers],
     )
     duration_minutes = forms.IntegerField(
         required=False, min_value=0, max_value=24 * 60, label="Minutes spent"
     )
-    next_step = forms.CharField(required=False, max_length=200, label="Next step")
+    next_step = forms.CharField(
+        required=False, max_length=200, label="Next step", validators=[no_patient_identifiers]
+    )
     follow_up_due = forms.DateField(
         required=False,
         label="Task due",
@@ -343,7 +358,9 @@ class AccountForm(forms.Form):
     tier = forms.ModelChoiceField(queryset=Tier.objects.all(), required=False, empty_label="no tier")
     owner = forms.ModelChoiceField(queryset=User.objects.none(), required=False, empty_label="nobody")
     follow_territory = forms.BooleanField(required=False, label="Owner follows the territory")
-    potential = forms.CharField(required=False, max_length=300, help_text="why it matters")
+    potential = forms.CharField(
+        required=False, max_length=300, help_text="why it matters", validators=[no_patient_identifiers]
+    )
 
     def __init__(self, *args: Any, can_reassign: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -355,7 +372,7 @@ class AccountForm(forms.Form):
 
 class StageForm(forms.Form):
     stage = forms.ChoiceField(choices=Stage.choices)
-    reason = forms.CharField(required=False, max_length=300)
+    reason = forms.CharField(required=False, max_length=300, validators=[no_patient_identifiers])
 
 
 class AddToPipelineForm(forms.Form):
@@ -366,7 +383,9 @@ class AddToPipelineForm(forms.Form):
         empty_label="the whole practice",
         label="Account for",
     )
-    note = forms.CharField(required=False, max_length=300, label="Why (optional)")
+    note = forms.CharField(
+        required=False, max_length=300, label="Why (optional)", validators=[no_patient_identifiers]
+    )
 
     def __init__(self, *args: Any, practice: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

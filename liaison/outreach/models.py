@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from liaison.core.models import ConstraintErrorsOnFields, TimeStampedModel
+from liaison.feedback.validators import no_patient_identifiers
 
 # Pipeline ------------------------------------------------------------------------------------
 
@@ -156,7 +157,10 @@ class Account(ConstraintErrorsOnFields, TimeStampedModel):
     trend = models.CharField(max_length=8, choices=Trend.choices, blank=True, editable=False)
     source = models.CharField(max_length=12, choices=AccountSource.choices, default=AccountSource.DIRECTORY)
     potential = models.CharField(
-        max_length=300, blank=True, help_text="why it matters: e.g. '6 PCPs, sends knees to a competitor'"
+        max_length=300,
+        blank=True,
+        validators=[no_patient_identifiers],
+        help_text="why it matters: e.g. '6 PCPs, sends knees to a competitor'",
     )
     first_referral_at = models.DateTimeField(null=True, blank=True, editable=False)
     first_referral_after_outreach = models.BooleanField(null=True, editable=False)
@@ -280,10 +284,14 @@ class Activity(TimeStampedModel):
         help_text="who did it (and logged it)",
     )
     purpose = models.CharField(max_length=20, choices=Purpose.choices, blank=True)
-    topics = models.TextField(blank=True)
-    clinical_questions = models.TextField("clinical questions raised", blank=True)
-    outcome = models.TextField(blank=True)
-    next_step = models.CharField(max_length=300, blank=True)
+    # Liaisons read every word of these (and a task's title reaches a phone's calendar):
+    # the validator refuses obvious patient identifiers.
+    topics = models.TextField(blank=True, validators=[no_patient_identifiers])
+    clinical_questions = models.TextField(
+        "clinical questions raised", blank=True, validators=[no_patient_identifiers]
+    )
+    outcome = models.TextField(blank=True, validators=[no_patient_identifiers])
+    next_step = models.CharField(max_length=300, blank=True, validators=[no_patient_identifiers])
     cost = models.DecimalField(
         max_digits=8,
         decimal_places=2,
@@ -428,8 +436,8 @@ class Task(TimeStampedModel):
     """Something to do by a date: a next step, a due touch. Assigned to a liaison, a coordinator
     or one of our physicians (follow-up by the physician matters)."""
 
-    title = models.CharField(max_length=200)
-    details = models.TextField(blank=True)
+    title = models.CharField(max_length=200, validators=[no_patient_identifiers])
+    details = models.TextField(blank=True, validators=[no_patient_identifiers])
     kind = models.CharField(max_length=10, choices=TaskKind.choices, default=TaskKind.FOLLOW_UP)
     cadence_touch = models.CharField(max_length=10, choices=Touch.choices, blank=True, editable=False)
     due_on = models.DateField()

@@ -28,6 +28,7 @@ from liaison.core.geo import normalize_zip, zip_info
 from liaison.core.services import audited_fields, save_with_audit
 from liaison.directory import services as directory
 from liaison.directory.models import Contact, ContactRole, Location, Practice, Provider
+from liaison.feedback.validators import no_patient_identifiers
 from liaison.outreach import ledger
 from liaison.outreach.models import (
     PROSPECT_STAGES,
@@ -67,6 +68,21 @@ def _user(actor: Any) -> User | None:
 def _label(actor: Any) -> str:
     user = _user(actor)
     return (user.email if user else str(actor or "system"))[:254]
+
+
+def _refuse_patient_identifiers(**texts: str) -> None:
+    """Free text a liaison reads (and that may reach a phone's calendar) never holds patient
+    identifiers: every field's complaint at once, before anything is written. The model fields
+    carry the same validator; this covers texts stored outside them (a stage change's reason,
+    a follow-up named by the API)."""
+    errors: dict[str, list[str]] = {}
+    for name, value in texts.items():
+        try:
+            no_patient_identifiers(value or "")
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    if errors:
+        raise ValidationError(errors)
 
 
 # Pipeline -------------------------------------------------------------------------------------
@@ -127,6 +143,7 @@ def add_to_pipeline(
     """Make a practice (or one office) an account at stage "target". Idempotent: an account
     that exists is returned unchanged. The owner defaults to the territory's liaison.
     `at` backdates the start of its history (imports, demo data)."""
+    _refuse_patient_identifiers(note=note, potential=potential)
     existing = Account.objects.filter(practice=practice, location=location).first()
     if existing is not None:
         return existing
@@ -186,6 +203,7 @@ def change_stage(account: Account, stage: str, *, actor: Any, reason: str = "") 
         raise ValidationError({"stage": [f"Unknown stage {stage!r}."]})
     if stage in (Stage.AT_RISK, Stage.LAPSED) and not reason.strip():
         raise ValidationError({"reason": ["Say why this account is at risk or lapsed."]})
+    _refuse_patient_identifiers(reason=reason)
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account.pk)
         _set_stage(account, stage, actor=actor, reason=reason or "set by hand")
@@ -645,6 +663,10 @@ def _save_activity(
         data["location"] = account.location or _main_location(account.practice)
     if follow_up is not None:
         _check_assignee(follow_up.assignee)
+        _refuse_patient_identifiers(follow_up=f"{follow_up.title}\n{follow_up.details}")
+    _refuse_patient_identifiers(
+        **{k: fields[k] for k in ("topics", "clinical_questions", "outcome", "next_step") if k in fields}
+    )
 
     with transaction.atomic():
         # New contacts are checked before anything is written, then created inside the transaction.

@@ -258,7 +258,10 @@ def account_stage(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"{account} is now {account.get_stage_display().lower()}.")
     else:
-        messages.error(request, "Pick a stage.")
+        if "stage" in form.errors:
+            messages.error(request, "Pick a stage.")
+        for msg in form.errors.get("reason", []):
+            messages.error(request, msg)
     return redirect("outreach:account", account.pk)
 
 

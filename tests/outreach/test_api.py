@@ -184,6 +184,39 @@ def test_tasks_are_created_completed_and_reassigned(api_for, account, make_user)
     assert r.status_code == 400 and "assignee" in r.json()["errors"]
 
 
+PHI_OUTCOME = "Omar asked about patient Jane Roe, DOB 03/04/1956, MRN 448812"
+PHI_NEXT_STEP = "Call Casey re Jane Roe DOB 03/04/1956"
+
+
+def test_outreach_texts_refuse_patient_identifiers(api_for, account, office, our_doctors):
+    c = api_for("liaison")
+    r = post(c, "/api/v1/activities", lunch_body(account, office, our_doctors, outcome=PHI_OUTCOME))
+    assert r.status_code == 400 and "date of birth" in r.json()["errors"]["outcome"][0]
+    for field in ("topics", "clinical_questions", "next_step"):
+        r = post(c, "/api/v1/activities", lunch_body(account, office, our_doctors, **{field: PHI_NEXT_STEP}))
+        assert r.status_code == 400 and "Remove patient identifiers" in r.json()["errors"][field][0]
+    follow_up = {"title": "Chart MRN 448812", "due_on": "2026-03-17", "assignee_id": account.owner_id}
+    r = post(c, "/api/v1/activities", lunch_body(account, office, our_doctors, follow_up=follow_up))
+    assert r.status_code == 400 and "medical record number" in r.json()["errors"]["follow_up"][0]
+    assert not Activity.objects.exists() and not Task.objects.exists()
+
+    r = post(c, "/api/v1/activities", lunch_body(account, office, our_doctors))
+    assert r.status_code == 201
+    r = patch(c, f"/api/v1/activities/{r.json()['id']}", {"outcome": PHI_OUTCOME})
+    assert r.status_code == 400 and "outcome" in r.json()["errors"]
+    task = Task.objects.get()
+    r = post(c, "/api/v1/tasks", {"title": PHI_NEXT_STEP, "due_on": "2026-04-01", "assignee_id": c.user.pk})
+    assert r.status_code == 400 and "date of birth" in r.json()["errors"]["title"][0]
+    r = patch(c, f"/api/v1/tasks/{task.pk}", {"details": "her MRN is 448812"})
+    assert r.status_code == 400 and "details" in r.json()["errors"]
+    m = api_for("manager")
+    r = patch(m, f"/api/v1/accounts/{account.pk}", {"potential": "sends Jane Roe DOB 03/04/1956"})
+    assert r.status_code == 400 and "potential" in r.json()["errors"]
+    r = patch(m, f"/api/v1/accounts/{account.pk}", {"stage": "lapsed", "stage_reason": "lost MRN 448812"})
+    assert r.status_code == 400 and "reason" in r.json()["errors"]
+    assert Task.objects.count() == 1 and Activity.objects.get().outcome != PHI_OUTCOME
+
+
 def test_a_coordinator_logs_an_issue_and_follows_it_to_the_office_being_told(api_for, office):
     c = api_for("coordinator")
     r = post(

@@ -82,6 +82,47 @@ def test_a_form_error_keeps_everything_and_writes_nothing(client, account, offic
     assert not Activity.objects.exists() and not Contact.objects.filter(first_name="Rosa").exists()
 
 
+def test_the_activity_form_refuses_patient_identifiers(client, account, office, our_doctors):
+    client.force_login(account.owner)
+    url = reverse("outreach:activity_new") + f"?account={account.pk}"
+    data = form_data(
+        account,
+        office,
+        our_doctors,
+        outcome="Omar asked about patient Jane Roe, DOB 03/04/1956, MRN 448812",
+        next_step="Call Casey re Jane Roe DOB 03/04/1956",
+        clinical_questions="MRN 448812 imaging",
+    )
+    response = client.post(url, data)
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert content.count("Remove patient identifiers") == 3 and "date of birth" in content
+    assert not Activity.objects.exists() and not Task.objects.exists()
+
+
+def test_task_and_account_forms_refuse_patient_identifiers(client, account):
+    client.force_login(account.owner)
+    response = client.post(
+        reverse("outreach:task_new") + f"?account={account.pk}",
+        {"title": "Call Casey", "details": "re Jane Roe DOB 03/04/1956", "due_on": "2026-04-01",
+         "assignee": account.owner.pk},
+    )  # fmt: skip
+    assert response.status_code == 200 and b"date of birth" in response.content
+    assert not Task.objects.exists()
+    response = client.post(
+        reverse("outreach:account_edit", args=[account.pk]), {"potential": "their patient MRN 448812"}
+    )
+    assert response.status_code == 200 and b"medical record number" in response.content
+    response = client.post(
+        reverse("outreach:account_stage", args=[account.pk]),
+        {"stage": "lapsed", "reason": "lost Jane Roe DOB 03/04/1956"},
+        follow=True,
+    )
+    assert b"date of birth" in response.content
+    account.refresh_from_db()
+    assert account.stage == "target" and account.potential == ""
+
+
 def test_going_over_the_limit_asks_for_a_confirmation_on_the_form(client, account, office, our_doctors):
     lunch(account, office, our_doctors, when=local(2026, 2, 1), cost="2100.00")
     client.force_login(account.owner)
@@ -450,7 +491,15 @@ def test_the_calendar_feed_shows_planned_visits_and_tasks_at_a_revocable_token_u
     when = timezone.now() + timedelta(days=2)
     services.log_activity(actor=liaison, account=account, kind="lunch", occurred_at=when)
     services.create_task(
-        actor=liaison, title="Send pads", due_on=timezone.localdate() + timedelta(days=3), assignee=liaison
+        actor=liaison,
+        title="Send pads to Casey",
+        details="she asked twice",
+        due_on=timezone.localdate() + timedelta(days=3),
+        assignee=liaison,
+        account=account,
+    )
+    services.create_task(
+        actor=liaison, title="Renew badge", due_on=timezone.localdate() + timedelta(days=4), assignee=liaison
     )
     client.force_login(liaison)
     page = client.post(reverse("outreach:calendar"), {"action": "create"}).content.decode()
@@ -460,7 +509,10 @@ def test_the_calendar_feed_shows_planned_visits_and_tasks_at_a_revocable_token_u
     feed = anonymous.get(path)
     assert feed.status_code == 200 and feed["Content-Type"].startswith("text/calendar")
     body = feed.content.decode()
-    assert "Lunch / in-service: Maple Family Medicine" in body and "Task: Send pads" in body
+    assert "Lunch / in-service: Maple Family Medicine" in body
+    # A task is the office (or nothing) and its date: never the words typed into it.
+    assert "Task: Maple Family Medicine" in body and "Task (details in Liaison)" in body
+    assert "pads" not in body and "Casey" not in body and "badge" not in body and "asked" not in body
     client.post(reverse("outreach:calendar"), {"action": "revoke"})
     assert anonymous.get(path).status_code == 404
 
