@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from liaison.accounts.models import User
@@ -114,25 +115,40 @@ def queue(request: HttpRequest) -> HttpResponse:
 def bulk(request: HttpRequest) -> HttpResponse:
     """Assign or accept several referrals at once (those the user may see)."""
     ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-    chosen = list(selectors.Referral.objects.for_user(request.user).filter(pk__in=ids))
+    chosen = list(selectors.Referral.objects.for_user(request.user).filter(pk__in=ids).order_by("pk"))
     action = request.POST.get("action", "")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = ""
     try:
-        if action == "assign":
-            user = get_object_or_404(User, pk=request.POST.get("assign_to") or 0)
+        if not chosen:
+            messages.error(request, "Tick the referrals to act on first.")
+        elif action == "assign":
+            raw = request.POST.get("assign_to", "")
+            user = None if raw == "" else User.objects.filter(pk=raw if raw.isdigit() else 0).first()
+            if raw and user is None:
+                raise ValidationError("That person is not a user any more: choose someone else.")
             n = services.assign(chosen, user, actor=request.user)
-            messages.success(request, f"{n} referral(s) assigned to {user}.")
+            messages.success(
+                request, f"{n} referral(s) assigned to {user}." if user else f"{n} referral(s) unassigned."
+            )
         elif action == "accept":
-            accepted = 0
+            accepted, skipped = [], []
             for referral in chosen:
                 if referral.status == Status.RECEIVED:
                     services.change_status(referral, Status.ACCEPTED, actor=request.user)
-                    accepted += 1
-            messages.success(request, f"{accepted} referral(s) accepted.")
+                    accepted.append(f"#{referral.pk}")
+                else:
+                    skipped.append(f"#{referral.pk} ({referral.get_status_display().lower()})")
+            text = f"{len(accepted)} referral(s) accepted{': ' + ', '.join(accepted) if accepted else ''}."
+            if skipped:
+                text += f" Only received referrals are accepted; left as they were: {', '.join(skipped)}."
+            (messages.warning if skipped else messages.success)(request, text)
         else:
             messages.error(request, "Choose an action.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    return redirect(request.POST.get("next") or "referrals:queue")
+    return redirect(target or "referrals:queue")
 
 
 @phi_required

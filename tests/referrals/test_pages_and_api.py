@@ -244,10 +244,22 @@ def test_queue_filters_and_bulk_actions(client_for, make_referral, make_user):
     coordinator.post(
         reverse("referrals:bulk"), {"ids": [a.pk, b.pk], "action": "assign", "assign_to": coordinator.user.pk}
     )
-    coordinator.post(reverse("referrals:bulk"), {"ids": [a.pk, b.pk], "action": "accept"})
+    accepted = coordinator.post(
+        reverse("referrals:bulk"), {"ids": [a.pk, b.pk], "action": "accept"}, follow=True
+    )
     assert set(Referral.objects.values_list("assigned_to", "status")) == {(coordinator.user.pk, "accepted")}
+    # The one that could not be accepted is named, with why.
+    assert f"left as they were: #{b.pk} (accepted)" in accepted.content.decode()
     nav = coordinator.get(reverse("core:home")).content.decode()
     assert re.search(r'title="assigned to me">2<', nav)
+    # "nobody" unassigns; nothing ticked says so; an outside "next" is not followed.
+    bulk = reverse("referrals:bulk")
+    unassigned = coordinator.post(bulk, {"ids": [a.pk], "action": "assign", "assign_to": ""}, follow=True)
+    assert "1 referral(s) unassigned." in unassigned.content.decode()
+    assert Referral.objects.get(pk=a.pk).assigned_to is None
+    assert "Tick the referrals" in coordinator.post(bulk, {"action": "accept"}, follow=True).content.decode()
+    away = coordinator.post(bulk, {"ids": [a.pk], "action": "accept", "next": "https://evil.example/"})
+    assert away["Location"] == reverse("referrals:queue")
 
 
 def test_queue_query_count_does_not_grow(client_for, make_referral, django_assert_num_queries):
