@@ -28,13 +28,13 @@ from liaison.referrals.models import (
     DeclineReason,
     EmergencyAccess,
     EventKind,
+    Notification,
     Referral,
     ReferralDocument,
     ReferralEvent,
     Status,
 )
 
-# Milestones the referring office hears about.
 # The steps the referring office is told of. A decline and a cancellation most of all: the office
 # has to find the patient another specialist.
 MILESTONES = (
@@ -292,6 +292,8 @@ def _tell_outreach(referral: Referral, actor: Any) -> None:
 
 
 def _notify_on_commit(event: ReferralEvent) -> None:
+    if event.to_status == Status.RECEIVED and event.from_status:
+        return  # re-opened: the office already had its acknowledgement
     if event.to_status in MILESTONES:
         from liaison.referrals.tasks import notify_referring_office
 
@@ -469,6 +471,15 @@ def match_referrer(
     _event(referral, EventKind.REFERRER, actor=actor, data={"provider": provider.pk, "was": before})
     _tell_outreach(referral, actor)
     record(actor, "match_referrer", referral, changes={"referring_provider": [before, provider.pk]})
+    if referral.referring_location is not None:
+        # The office could not be told before we knew who it was: tell it where the referral is now.
+        latest = (
+            referral.events.filter(kind=EventKind.STATUS, to_status__in=MILESTONES)
+            .order_by("-at", "-pk")
+            .first()
+        )
+        if latest is not None and not Notification.objects.filter(event=latest).exists():
+            _notify_on_commit(latest)
     return referral
 
 

@@ -76,6 +76,14 @@ def test_the_office_is_told_when_we_decline_or_cancel_so_it_can_refer_elsewhere(
     sentence = milestone_sentence(declined.events.get(to_status="declined"))
     assert "(not our specialty)" in sentence and "refer the patient to another provider" in sentence
     assert "has no appointment with us" in milestone_sentence(cancelled.events.get(to_status="cancelled"))
+    # Re-opening does not acknowledge the referral a second time.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.change_status(declined, Status.RECEIVED, actor="test")
+    assert (
+        not Notification.objects.filter(referral=declined, milestone="received")
+        .exclude(event=declined.events.get(from_status="", to_status="received"))
+        .exists()
+    )
 
 
 def test_notifying_twice_sends_once(referral, django_capture_on_commit_callbacks):

@@ -209,7 +209,9 @@ def test_intake_form_shows_clear_errors(client_for):
     assert not Referral.objects.exists()
 
 
-def test_an_unknown_referrer_from_the_form_is_flagged_and_matched_later(client_for, referring_provider):
+def test_an_unknown_referrer_from_the_form_is_flagged_and_matched_later(
+    client_for, referring_provider, django_capture_on_commit_callbacks
+):
     c = client_for("coordinator")
     c.post(
         reverse("referrals:intake"),
@@ -227,9 +229,13 @@ def test_an_unknown_referrer_from_the_form_is_flagged_and_matched_later(client_f
     assert referral.referrer_to_match
     html = c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
     assert "Match the referrer" in html and "Frank Family" in html
-    c.post(reverse("referrals:match_referrer", args=[referral.pk]), {"provider": referring_provider.pk})
+    assert not referral.notifications.exists()  # no office to tell yet
+    with django_capture_on_commit_callbacks(execute=True):
+        c.post(reverse("referrals:match_referrer", args=[referral.pk]), {"provider": referring_provider.pk})
     referral.refresh_from_db()
     assert referral.referring_provider == referring_provider and not referral.referrer_to_match
+    # Now that we know the office, it gets the acknowledgement it could not have before.
+    assert list(referral.notifications.values_list("milestone", flat=True)) == ["received"]
 
 
 def test_queue_filters_and_bulk_actions(client_for, make_referral, make_user):
