@@ -132,7 +132,7 @@ class ActivityForm(forms.Form):
         required=False,
         label="Task due",
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="with a date, the next step becomes a task",
+        help_text="with a next step, it becomes a task due on this date",
     )
     follow_up_assignee = forms.ModelChoiceField(
         queryset=User.objects.none(), required=False, label="Task for"
@@ -250,9 +250,9 @@ class ActivityForm(forms.Form):
         for i in range(1, NEW_ATTENDEE_ROWS + 1):
             if data.get(f"new_{i}_last_name") and not data.get(f"new_{i}_first_name"):
                 self.add_error(f"new_{i}_first_name", "A first name, please.")
-        if data.get("follow_up_due") and not data.get("next_step"):
-            self.add_error("next_step", "What is the next step? It becomes the task's title.")
-        if data.get("follow_up_due") and not data.get("follow_up_assignee"):
+        # The due date is prefilled, so only a next step asks for a task: a visit saved without
+        # one is just a visit, whatever the date field still says.
+        if data.get("next_step") and data.get("follow_up_due") and not data.get("follow_up_assignee"):
             self.add_error("follow_up_assignee", "Who does it?")
         when = data.get("occurred_at")
         if (
@@ -262,6 +262,15 @@ class ActivityForm(forms.Form):
         ):
             data["status"] = ActivityStatus.PLANNED  # a time ahead is a plan, whatever the default said
         return data
+
+    def error_summary(self) -> list[tuple[str, str, str]]:
+        """(anchor id, label, first message) of each field in error, for the short list at the top
+        of the form: on a phone the field itself may be screens below."""
+        return [
+            (self[name].id_for_label or self[name].auto_id, str(self[name].label), errors[0])
+            for name, errors in self.errors.items()
+            if name in self.fields
+        ]
 
     def service_kwargs(self) -> dict[str, Any]:
         d = self.cleaned_data
