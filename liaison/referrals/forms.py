@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from liaison.accounts.models import PHI_ROLES, User
 from liaison.directory.models import Location, Provider
-from liaison.referrals.models import Channel, DeclineReason, ServiceLine, Status, Urgency
+from liaison.referrals.models import Channel, ContactOutcome, DeclineReason, ServiceLine, Status, Urgency
 from liaison.referrals.selectors import QUEUE_VIEWS, SORTS
 from liaison.referrals.services import INCLUDED_WITH_NOTE, ReferrerInfo
 
@@ -147,14 +147,7 @@ class StatusForm(forms.Form):
 
 
 class ContactForm(forms.Form):
-    outcome = forms.ChoiceField(
-        choices=[
-            ("reached", "Reached the patient"),
-            ("left_message", "Left a message"),
-            ("no_answer", "No answer"),
-            ("wrong_number", "Wrong number"),
-        ]
-    )
+    outcome = forms.ChoiceField(choices=ContactOutcome.choices)
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 

@@ -367,6 +367,43 @@ class ReferralEvent(models.Model):
         code = self.data.get("decline_reason", "") if isinstance(self.data, dict) else ""
         return DeclineReason(code).label if code in DeclineReason.values else code
 
+    @property
+    def included_labels(self) -> list[str]:
+        """What went back with the consult note, in words."""
+        from liaison.referrals.notifications import INCLUDED_LABELS
+
+        included = self.data.get("included", []) if isinstance(self.data, dict) else []
+        return [INCLUDED_LABELS.get(code, code) for code in included]
+
+    @property
+    def contact_label(self) -> str:
+        """A contact with the patient's outcome, in words ("Left a message")."""
+        code = self.data.get("outcome", "") if isinstance(self.data, dict) else ""
+        return ContactOutcome(code).label if code in ContactOutcome.values else code
+
+    @property
+    def notification_label(self) -> str:
+        """What was done to tell the office, in words: a letter is only prepared until it is faxed."""
+        data = self.data if isinstance(self.data, dict) else {}
+        milestone, outcome = data.get("milestone", ""), data.get("outcome", "")
+        about = Status(milestone).label.lower() if milestone in Status.values else milestone
+        what = {
+            NotifyBy.LETTER: "Letter to the office prepared",
+            NotifyBy.EMAIL: "Email to the office",
+            NotifyBy.FHIR: "FHIR update to the office",
+        }.get(data.get("channel", ""), "Office notified")
+        result = (
+            Notification.Outcome(outcome).label.lower() if outcome in Notification.Outcome.values else outcome
+        )
+        return f"{what} ({about}): {result}" if result else f"{what} ({about})"
+
+
+class ContactOutcome(models.TextChoices):
+    REACHED = "reached", "Reached the patient"
+    LEFT_MESSAGE = "left_message", "Left a message"
+    NO_ANSWER = "no_answer", "No answer"
+    WRONG_NUMBER = "wrong_number", "Wrong number"
+
 
 class DeclineReason(models.TextChoices):
     NOT_COVERED = "not_covered", "Insurance not accepted"

@@ -147,8 +147,17 @@ def test_a_coordinator_takes_a_referral_through_the_pages(
     referral.refresh_from_db()
     assert referral.status == Status.NOTE_SENT
     html = c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
-    for text in ["Accepted", "Scheduled", "Seen", "Consult note sent", "Referring office informed"]:
+    for text in [
+        "Accepted",
+        "Scheduled",
+        "Seen",
+        "Consult note sent",
+        "by fax with consult note, orders",
+        # A letter is prepared, not yet sent: the timeline does not say the office was told.
+        "Letter to the office prepared (consult note sent): ready to fax or mail",
+    ]:
         assert text in html
+    assert "note_sent" not in html.split('id="timeline"')[-1].split("</ol>")[0]
     # The timeline says when the appointment is, as the referral's header does.
     booked = timezone.localtime() + dt.timedelta(days=2)
     assert f"appointment {booked:%A %b} {booked.day}, {booked.year}" in html
@@ -156,9 +165,11 @@ def test_a_coordinator_takes_a_referral_through_the_pages(
 
 def test_the_timeline_names_a_decline_reason(client_for, make_referral):
     referral = make_referral()
+    services.record_contact(referral, actor="test", outcome="left_message")
     services.change_status(referral, Status.DECLINED, actor="test", decline_reason="not_covered")
     html = client_for("coordinator").get(reverse("referrals:detail", args=[referral.pk])).content.decode()
     assert "Declined</strong>" in html and "· Insurance not accepted" in html
+    assert "Contact with the patient</strong>: Left a message" in html
 
 
 def test_intake_form_creates_a_referral_and_warns_of_duplicates(client_for, referring_provider, site):
