@@ -418,12 +418,28 @@ def tasks(request: HttpRequest) -> HttpResponse:
     return _list_page(request, "outreach/tasks.html", "outreach/_task_results.html", ctx)
 
 
-@writer_required
+@login_required
 def task_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """A task's page: what it is (with its details), and the form for those who may change it.
+    Anyone who sees the task in a list may open it."""
     task = selectors.get_task_for_user(request.user, pk) if pk else None
-    if task is not None and not selectors.can_change_task(request.user, task):
+    if task is None and not request.user.can_log_outreach:
+        raise PermissionDenied("Your role does not give access to this page.")
+    can_edit = request.user.can_log_outreach and (
+        task is None or selectors.can_change_task(request.user, task)
+    )
+    if request.method == "POST" and not can_edit:
         raise PermissionDenied("Only the person it is for, its author or a manager changes a task.")
     account = task.account if task else _account_from_query(request)
+    ctx = {
+        "nav": "tasks",
+        "task": task,
+        "account": account,
+        "today": timezone.localdate(),
+        "can_change_status": task is not None and selectors.can_change_task(request.user, task),
+    }
+    if not can_edit:
+        return render(request, "outreach/task_form.html", {**ctx, "form": None})
     form = TaskForm(
         request.POST or None,
         instance=type(task).objects.get(pk=task.pk) if task else None,
@@ -443,9 +459,7 @@ def task_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         else:
             messages.success(request, f"Saved the task: {task.title}.")
             return redirect("outreach:account", account.pk) if account else redirect("outreach:tasks")
-    return render(
-        request, "outreach/task_form.html", {"nav": "tasks", "form": form, "task": task, "account": account}
-    )
+    return render(request, "outreach/task_form.html", {**ctx, "form": form})
 
 
 @require_POST

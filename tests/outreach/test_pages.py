@@ -477,6 +477,46 @@ def test_a_task_is_marked_done_with_htmx(client, account):
     assert t.status == "done"
 
 
+def test_a_task_row_links_to_its_page_shows_its_details_and_an_old_due_dates_year(client, account):
+    today = timezone.localdate()
+    old = services.create_task(
+        actor="t",
+        title="Referrals cooling: Maple Family Medicine",
+        details="Maple Family Medicine averaged 6.0 referrals a month; 1 in the last 90 days. " * 3,
+        due_on=date(today.year - 1, 2, 9),
+        assignee=account.owner,
+        account=account,
+    )
+    soon = services.create_task(
+        actor="t", title="Bring pads", due_on=today + timedelta(days=1), assignee=account.owner
+    )
+    client.force_login(account.owner)
+    page = client.get(reverse("outreach:today")).content.decode()
+    row = page[page.index(f'id="task-{old.pk}"') :].split("</tr>")[0]
+    assert f'href="{reverse("outreach:task_edit", args=[old.pk])}"' in row
+    assert "averaged 6.0 referrals a month" in row and "…" in row  # truncated
+    assert f"Feb 9, {today.year - 1}" in row
+    soon_row = page[page.index(f'id="task-{soon.pk}"') :].split("</tr>")[0]
+    assert (today + timedelta(days=1)).strftime("%b ") + str((today + timedelta(days=1)).day) in soon_row
+    if (today + timedelta(days=1)).year == today.year:
+        assert f", {today.year}" not in soon_row
+    detail = client.get(reverse("outreach:task_edit", args=[old.pk])).content.decode()
+    assert old.details.strip() in detail and 'name="title"' in detail
+
+
+def test_a_task_page_is_read_only_for_those_who_may_not_change_it(client_for, account):
+    t = services.create_task(
+        actor="t", title="Bring pads", details="the blue ones", due_on=timezone.localdate(),
+        assignee=account.owner, account=account,
+    )  # fmt: skip
+    url = reverse("outreach:task_edit", args=[t.pk])
+    for c in (client_for("analyst"), client_for("liaison", email="colleague@example.org")):
+        page = c.get(url)
+        assert page.status_code == 200 and b"the blue ones" in page.content
+        assert b'name="title"' not in page.content
+        assert c.post(url, {"title": "x"}).status_code == 403
+
+
 def test_nobody_else_closes_someone_elses_task(client_for, account):
     t = services.create_task(
         actor="t", title="Bring pads", due_on=timezone.localdate(), assignee=account.owner

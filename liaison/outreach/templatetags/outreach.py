@@ -50,6 +50,15 @@ def clock(minutes: Any) -> str:
 
 
 @register.filter
+def due_day(value: Any, today: Any = None) -> str:
+    """'Feb 9' this year, 'Feb 9, 2026' any other: a task ten months overdue must say so."""
+    if not value:
+        return ""
+    today = today or timezone.localdate()
+    return value.strftime("%b ") + str(value.day) + ("" if value.year == today.year else f", {value.year}")
+
+
+@register.filter
 def local_day(value: Any) -> Any:
     return timezone.localdate(value) if value else None
 
