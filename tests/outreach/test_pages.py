@@ -517,6 +517,47 @@ def test_a_task_page_is_read_only_for_those_who_may_not_change_it(client_for, ac
         assert c.post(url, {"title": "x"}).status_code == 403
 
 
+def test_a_cadence_task_is_closed_by_logging_the_visit_or_skipped_never_just_done(client, account, office):
+    task = services.create_task(
+        actor="cadence job",
+        title="Visit Maple Family Medicine (Tier B: visit every 60 days)",
+        due_on=timezone.localdate(),
+        assignee=account.owner,
+        account=account,
+        kind="cadence",
+        cadence_touch="in_person",
+    )
+    client.force_login(account.owner)
+    page = client.get(reverse("outreach:today")).content.decode()
+    row = page[page.index(f'id="task-{task.pk}"') :].split("</tr>")[0]
+    log_url = reverse("outreach:activity_new") + f"?account={account.pk}&amp;kind=visit"
+    assert f'href="{log_url}"' in row and "Log the visit" in row
+    assert 'value="done"' not in row and 'value="cancel"' in row and "Skip" in row
+    form = client.get(log_url.replace("&amp;", "&"))
+    assert form.context["form"]["kind"].value() == "visit"
+    response = client.post(
+        log_url.replace("&amp;", "&"),
+        {
+            "kind": "visit", "occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "status": "completed",
+            "location": office.location.pk, "providers": [office.dr_family.pk], "new_1_role": "other",
+            "new_2_role": "other",
+        },
+    )  # fmt: skip
+    assert response.status_code == 302 and Activity.objects.count() == 1
+    task.refresh_from_db()
+    assert task.status == "done"  # the logged visit closed it
+
+    skipped = services.create_task(
+        actor="cadence job", title="Lunch at Maple", due_on=timezone.localdate(), assignee=account.owner,
+        account=account, kind="cadence", cadence_touch="lunch",
+    )  # fmt: skip
+    page = client.get(reverse("outreach:today")).content.decode()
+    assert "Log the lunch" in page and f"?account={account.pk}&amp;kind=lunch" in page
+    client.post(reverse("outreach:task_status", args=[skipped.pk]), {"action": "cancel"})
+    skipped.refresh_from_db()
+    assert skipped.status == "cancelled" and Activity.objects.count() == 1
+
+
 def test_nobody_else_closes_someone_elses_task(client_for, account):
     t = services.create_task(
         actor="t", title="Bring pads", due_on=timezone.localdate(), assignee=account.owner
