@@ -682,6 +682,33 @@ def test_the_map_works_without_tiles_and_uses_the_configured_tile_server(client_
     )
 
 
+def test_the_map_gives_leaflet_its_marker_images_from_the_vendored_assets(client_for, site, settings):
+    import re
+    from pathlib import Path
+
+    from django.contrib.staticfiles import finders
+
+    from liaison.core.assets import ASSETS
+
+    page = client_for("liaison").get(reverse("outreach:map")).content.decode()
+    fetched = {f"vendor/{dest}" for a in ASSETS if a.package == "leaflet" for dest in a.files.values()}
+    for attribute, name in [
+        ("data-marker-icon", "marker-icon.png"),
+        ("data-marker-icon-2x", "marker-icon-2x.png"),
+        ("data-marker-shadow", "marker-shadow.png"),
+    ]:
+        url = re.search(rf'{attribute}="([^"]+)"', page).group(1)
+        assert url == settings.STATIC_URL + f"vendor/leaflet/images/{name}"
+        path = url.removeprefix(settings.STATIC_URL)
+        assert path in fetched  # `make assets` extracts it from the verified leaflet tarball
+        if (Path(finders.find("vendor/leaflet/leaflet.js") or "")).exists():
+            assert finders.find(path), f"{path} is missing from the vendored leaflet"
+    js = Path(finders.find("liaison/map.js")).read_text()
+    assert 'L.Icon.Default.imagePath = ""' in js
+    for key in ("markerIcon", "markerIcon2x", "markerShadow"):
+        assert f"el.dataset.{key}" in js
+
+
 def test_a_time_ahead_on_the_form_makes_a_planned_lunch(client, account, office, our_doctors):
     client.force_login(account.owner)
     when = (timezone.localtime() + timedelta(days=3)).strftime("%Y-%m-%dT12:00")

@@ -16,6 +16,14 @@
     tier: { A: "Tier A", B: "Tier B", C: "Tier C", "": "No tier" },
     trend: { rising: "Rising", steady: "Steady", cooling: "Cooling", unknown: "Unknown" },
   };
+  // Leaflet guesses its default marker images from leaflet.css's URL, which the hashed static
+  // file names defeat (it then asks for /outreach/map/marker-icon.png): give it the real URLs.
+  L.Icon.Default.imagePath = "";
+  L.Icon.Default.mergeOptions({
+    iconUrl: el.dataset.markerIcon,
+    iconRetinaUrl: el.dataset.markerIcon2x,
+    shadowUrl: el.dataset.markerShadow,
+  });
   const map = L.map(el, { minZoom: 3, maxZoom: 18, zoomSnap: 0.25 });
   if (el.dataset.tiles) {
     L.tileLayer(el.dataset.tiles, { maxZoom: 19, attribution: el.dataset.attribution || "" }).addTo(map);
