@@ -19,6 +19,7 @@ from liaison.accounts.forms import EmailLoginForm, MfaCodeForm, TokenForm, UserF
 from liaison.accounts.models import ApiToken, User
 from liaison.core.forms import apply_errors
 from liaison.core.pagination import paginate
+from liaison.core.views import next_url
 
 
 def role_required(*roles: str) -> Any:
@@ -107,10 +108,7 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _next(request: HttpRequest) -> str:
-    from django.utils.http import url_has_allowed_host_and_scheme
-
-    target = request.POST.get("next") or request.GET.get("next") or "/"
-    return target if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) else "/"
+    return next_url(request, "/")
 
 
 @login_required

@@ -4,9 +4,18 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from liaison.core.models import JobRun
 from liaison.directory import selectors as directory
+
+
+def next_url(request: HttpRequest, default: str) -> str:
+    """Where a form asked to go back to ("next"), if that is on this site; `default` otherwise
+    (a URL or a URL name for `redirect`)."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    allowed = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    return target if target and allowed else default
 
 
 @login_required

@@ -14,6 +14,7 @@ from liaison.accounts.models import MARKET_DATA_ROLES, PROSPECT_FLAGGER_ROLES
 from liaison.accounts.views import admin_required, role_required
 from liaison.core.forms import apply_errors
 from liaison.core.pagination import paginate
+from liaison.core.views import next_url
 from liaison.directory.models import Provider
 from liaison.directory.selectors import our_sites
 from liaison.marketdata import selectors, services
@@ -60,7 +61,7 @@ def flag(request: HttpRequest, provider_pk: int) -> HttpResponse:
                 request, "marketdata/_flag_button.html", {"provider": provider, "error": message}, status=400
             )
         messages.error(request, message)
-        return redirect(request.POST.get("next") or "marketdata:opportunities")
+        return redirect(next_url(request, "marketdata:opportunities"))
     if request.htmx:
         account = selectors.practice_account(prospect.practice_id)
         return render(
@@ -76,10 +77,7 @@ def flag(request: HttpRequest, provider_pk: int) -> HttpResponse:
     messages.success(
         request, f"{provider.display_name} ({prospect.practice.name}) is in the outreach pipeline."
     )
-    next_url = request.POST.get("next", "")
-    return redirect(
-        next_url if next_url.startswith("/") and not next_url.startswith("//") else "marketdata:opportunities"
-    )
+    return redirect(next_url(request, "marketdata:opportunities"))
 
 
 @market_reader

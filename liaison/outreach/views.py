@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from liaison.accounts.models import Role
 from liaison.core.forms import apply_errors
 from liaison.core.pagination import paginate
+from liaison.core.views import next_url
 from liaison.directory.models import Practice, Provider
 from liaison.outreach import calendar as ical
 from liaison.outreach import ledger, routing, selectors, services
@@ -487,7 +488,7 @@ def task_status(request: HttpRequest, pk: int) -> HttpResponse:
             "outreach/_task_row.html",
             {"t": task, "today": timezone.localdate(), "user": request.user},
         )
-    return redirect(request.POST.get("next") or reverse("outreach:tasks"))
+    return redirect(next_url(request, reverse("outreach:tasks")))
 
 
 # Ledger --------------------------------------------------------------------------------------------------

@@ -477,6 +477,18 @@ def test_a_task_is_marked_done_with_htmx(client, account):
     assert t.status == "done"
 
 
+def test_after_a_task_change_next_only_leads_back_into_the_site(client, account):
+    t = services.create_task(
+        actor="t", title="Bring pads", due_on=timezone.localdate(), assignee=account.owner, account=account
+    )
+    client.force_login(account.owner)
+    url = reverse("outreach:task_status", args=[t.pk])
+    away = client.post(url, {"action": "done", "next": "https://evil.example/phish"})
+    assert away["Location"] == reverse("outreach:tasks")
+    back = client.post(url, {"action": "reopen", "next": "/outreach/"})
+    assert back["Location"] == "/outreach/"
+
+
 def test_a_task_row_links_to_its_page_shows_its_details_and_an_old_due_dates_year(client, account):
     today = timezone.localdate()
     old = services.create_task(
