@@ -10,6 +10,7 @@ can start it from the dashboard (with progress on the job page).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -771,15 +772,23 @@ def kpis(data: Loaded, as_of: date) -> dict[str, Any]:
         ok = [d <= levels_note.get(sl, 2) for d, (_, _, sl) in zip(days, triples, strict=True)]
         coordinators[who]["notes"] = len(triples)
         coordinators[who]["loop_closed"] = sum(ok) / len(ok)
+    # Hours from the step to the office having heard of it: a letter counts once it was faxed or
+    # mailed, not when it was prepared; one not sent yet counts as late once a day has passed.
     delays: dict[int, list[float]] = defaultdict(list)
-    for assignee, created, event_at in Notification.objects.filter(
-        created_at__gte=start_dt, created_at__lt=end_dt
-    ).values_list("referral__assigned_to_id", "created_at", "event__at"):
-        if assignee in coordinators:
-            delays[assignee].append(max(0.0, (created - event_at).total_seconds() / 3600))
+    for assignee, sent, event_at in Notification.objects.filter(
+        event__at__gte=start_dt, event__at__lt=end_dt
+    ).values_list("referral__assigned_to_id", "sent_at", "event__at"):
+        if assignee not in coordinators:
+            continue
+        if sent is None and (end_dt - event_at).total_seconds() < 86400:
+            continue  # not due yet
+        delays[assignee].append(
+            math.inf if sent is None else max(0.0, (sent - event_at).total_seconds() / 3600)
+        )
     for who, hours in delays.items():
         coordinators[who]["notified"] = len(hours)
-        coordinators[who]["notify_p50_hours"] = float(np.percentile(hours, 50))
+        p50 = float(np.percentile(hours, 50, method="lower"))
+        coordinators[who]["notify_p50_hours"] = p50 if math.isfinite(p50) else None  # most not sent
         coordinators[who]["notify_within_day"] = sum(h <= 24 for h in hours) / len(hours)
     resolved: dict[int, list[float]] = defaultdict(list)
     for assignee, created, resolved_at in Issue.objects.filter(

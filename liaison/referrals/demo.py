@@ -26,6 +26,7 @@ from liaison.referrals.models import (
     EventKind,
     Holiday,
     Notification,
+    NotifyBy,
     Referral,
     ReferralEvent,
     ServiceLine,
@@ -533,16 +534,30 @@ def generate(ctx: DemoContext) -> str:
     # The offices were told as each step happened, as the worker would have done minutes after it
     # (its queued jobs then find them sent), not when the demo is served: the coordinators' KPI
     # counts the hours between the two.
-    for event in ReferralEvent.objects.filter(
-        referral__received_at__gte=live_since, kind=EventKind.STATUS, to_status__in=MILESTONES
-    ).select_related("referral__referring_location__referral_preference__contact"):
+    # Letters are faxed by the coordinators a few hours later (one in twelve only the next day);
+    # about half of the last three days' (a weekend) still wait in "Letters to send".
+    for event in (
+        ReferralEvent.objects.filter(
+            referral__received_at__gte=live_since, kind=EventKind.STATUS, to_status__in=MILESTONES
+        )
+        .exclude(to_status=Status.RECEIVED, from_status__gt="")  # re-opened: not acknowledged again
+        .select_related("referral__referring_location__referral_preference__contact")
+    ):
         notification = notify(event)
-        if notification is not None:
-            sent = min(event.at + dt.timedelta(minutes=rng.randrange(2, 90)), now)
-            Notification.objects.filter(pk=notification.pk).update(created_at=sent)
-            ReferralEvent.objects.filter(
-                referral=event.referral_id, kind=EventKind.NOTIFICATION, data__notification=notification.pk
-            ).update(at=sent)
+        if notification is None:
+            continue
+        made = min(event.at + dt.timedelta(minutes=rng.randrange(2, 90)), now)
+        Notification.objects.filter(pk=notification.pk).update(
+            created_at=made, sent_at=made if notification.sent_at else None
+        )
+        ReferralEvent.objects.filter(
+            referral=event.referral_id, kind=EventKind.NOTIFICATION, data__notification=notification.pk
+        ).update(at=made)
+        if notification.channel == NotifyBy.LETTER:
+            hours = rng.uniform(20, 30) if rng.random() < 1 / 12 else rng.uniform(0.2, 4)
+            faxed = made + dt.timedelta(hours=hours)
+            if faxed < now and (event.at < now - dt.timedelta(hours=72) or rng.random() < 0.5):
+                services.mark_letter_sent(notification, actor=coordinator, at=min(faxed, now))
     # A few whose referrer is not in the directory yet.
     for i in range(3):
         services.receive_referral(

@@ -388,7 +388,9 @@ class ReferralEvent(models.Model):
         milestone, outcome = data.get("milestone", ""), data.get("outcome", "")
         about = Status(milestone).label.lower() if milestone in Status.values else milestone
         what = {
-            NotifyBy.LETTER: "Letter to the office prepared",
+            NotifyBy.LETTER: "Letter to the office faxed or mailed"
+            if outcome == Notification.Outcome.SENT
+            else "Letter to the office prepared",
             NotifyBy.EMAIL: "Email to the office",
             NotifyBy.FHIR: "FHIR update to the office",
         }.get(data.get("channel", ""), "Office notified")
@@ -517,6 +519,11 @@ class Notification(models.Model):
         upload_to="notifications/%Y/%m/", blank=True, max_length=200, help_text="encrypted PDF"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when the office got it: at once for an email or a FHIR update, when faxed or mailed for a letter",
+    )
 
     class Meta:
         ordering = ["created_at"]

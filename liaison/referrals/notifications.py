@@ -221,6 +221,8 @@ def notify(event: ReferralEvent) -> Notification | None:
         else:
             notification.recipient, notification.detail = _fhir(event, preference)
             notification.outcome = Notification.Outcome.SENT
+        if notification.outcome == Notification.Outcome.SENT:
+            notification.sent_at = timezone.now()
     except OSError as exc:
         logger.warning("notification of referral %s failed: %s", referral.pk, type(exc).__name__)
         notification.outcome = Notification.Outcome.FAILED

@@ -21,7 +21,15 @@ from django.utils import timezone
 
 from liaison.core.pagination import IdsFirstPaginator
 from liaison.core.phi import phi_index
-from liaison.referrals.models import OPEN_STATUSES, Referral, SlaBreach, Status, urgency_rank
+from liaison.referrals.models import (
+    OPEN_STATUSES,
+    Notification,
+    NotifyBy,
+    Referral,
+    SlaBreach,
+    Status,
+    urgency_rank,
+)
 
 QUEUE_VIEWS = {
     "open": "All open",
@@ -31,6 +39,7 @@ QUEUE_VIEWS = {
     "not_contacted": "Not yet contacted",
     "awaiting_note": "Seen, note not sent",
     "to_match": "Referrer to match",
+    "letters": "Letters to send",
     "closed": "Closed or ended",
 }
 WHOLE_QUEUE = ("", "open")  # the views of every open referral, read through `queue_rank`'s index
@@ -56,10 +65,20 @@ def _open_breach() -> Exists:
     return Exists(SlaBreach.objects.filter(referral=OuterRef("pk"), resolved_at__isnull=True))
 
 
+def _letter_to_send() -> Exists:
+    return Exists(
+        Notification.objects.filter(
+            referral=OuterRef("pk"), channel=NotifyBy.LETTER, outcome=Notification.Outcome.READY
+        )
+    )
+
+
 def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
     qs = Referral.objects.for_user(user)
     if f.view == "closed":
         qs = qs.exclude(status__in=OPEN_STATUSES)
+    elif f.view == "letters":  # a declined or cancelled referral's letter too: the office must hear
+        qs = qs.filter(_letter_to_send())
     elif f.view in WHOLE_QUEUE:
         qs = qs.filter(queue_rank__isnull=False)  # every open referral: the queue's own index
     else:
@@ -86,11 +105,11 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
         qs = qs.filter(patient_name_key=phi_index(f.patient))
     qs = qs.annotate(overdue=_open_breach())
     # Open referrals carry their urgency rank (`queue_rank`, indexed); ended ones are ranked here.
-    rank = urgency_rank().asc() if f.view == "closed" else "queue_rank"
+    rank = urgency_rank().asc() if f.view in ("closed", "letters") else "queue_rank"
     order = {
         "oldest": ["received_at", "pk"],
         "newest": ["-received_at", "-pk"],
-        "appointment": ["appointment_at", "received_at", "pk"],
+        "appointment": [F("appointment_at").asc(nulls_last=True), "received_at", "pk"],
     }.get(f.sort, [rank, "received_at", "pk"])
     return qs.select_related(
         "referring_provider",

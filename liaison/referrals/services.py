@@ -29,6 +29,7 @@ from liaison.referrals.models import (
     EmergencyAccess,
     EventKind,
     Notification,
+    NotifyBy,
     Referral,
     ReferralDocument,
     ReferralEvent,
@@ -481,6 +482,35 @@ def match_referrer(
         if latest is not None and not Notification.objects.filter(event=latest).exists():
             _notify_on_commit(latest)
     return referral
+
+
+@transaction.atomic
+def mark_letter_sent(
+    notification: Notification, *, actor: Any, at: dt.datetime | None = None
+) -> Notification:
+    """A prepared letter was faxed or mailed to the office: only now has the office been told."""
+    notification = Notification.objects.select_for_update().select_related("referral").get(pk=notification.pk)
+    if notification.channel != NotifyBy.LETTER:
+        raise ValidationError("Only a letter is faxed or mailed by hand.")
+    if notification.outcome == Notification.Outcome.SENT:
+        return notification  # marked already (two coordinators, or a second click)
+    notification.outcome = Notification.Outcome.SENT
+    notification.sent_at = at or timezone.now()
+    notification.save(update_fields=["outcome", "sent_at"])
+    _event(
+        notification.referral,
+        EventKind.NOTIFICATION,
+        actor=actor,
+        at=notification.sent_at,
+        data={
+            "notification": notification.pk,
+            "milestone": notification.milestone,
+            "channel": notification.channel,
+            "outcome": notification.outcome,
+        },
+    )
+    record(actor, "letter_sent", notification.referral, changes={"milestone": notification.milestone})
+    return notification
 
 
 @transaction.atomic

@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/documents/", views.upload_document, name="upload"),
     path("<int:pk>/documents/<int:doc_pk>/", views.document, name="document"),
     path("<int:pk>/letters/<int:notification_pk>/", views.letter, name="letter"),
+    path("<int:pk>/letters/<int:notification_pk>/sent/", views.letter_sent, name="letter_sent"),
     path("<int:pk>/match/", views.match_referrer, name="match_referrer"),
     path("<int:pk>/refer-out/", views.refer_out, name="refer_out"),
     path("<int:pk>/emergency-access/", views.emergency_access, name="emergency_access"),

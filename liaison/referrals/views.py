@@ -17,12 +17,12 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from liaison.accounts.models import User
 from liaison.core.forms import apply_errors
 from liaison.core.phi import decrypt_bytes
+from liaison.core.views import next_url
 from liaison.directory.models import Provider
 from liaison.referrals import referback, selectors, services
 from liaison.referrals.forms import (
@@ -117,9 +117,6 @@ def bulk(request: HttpRequest) -> HttpResponse:
     ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
     chosen = list(selectors.Referral.objects.for_user(request.user).filter(pk__in=ids).order_by("pk"))
     action = request.POST.get("action", "")
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = ""
     try:
         if not chosen:
             messages.error(request, "Tick the referrals to act on first.")
@@ -148,7 +145,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose an action.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    return redirect(target or "referrals:queue")
+    return redirect(next_url(request, "referrals:queue"))
 
 
 @phi_required
@@ -278,6 +275,23 @@ def change_status(request: HttpRequest, pk: int) -> HttpResponse:
         _fail(request, exc)
     else:
         messages.success(request, f"Referral #{referral.pk}: {Status(d['to_status']).label.lower()}.")
+    return _back(referral)
+
+
+@phi_required
+@require_POST
+def letter_sent(request: HttpRequest, pk: int, notification_pk: int) -> HttpResponse:
+    referral = _referral(request, pk)
+    notification = get_object_or_404(Notification, pk=notification_pk, referral=referral)
+    try:
+        services.mark_letter_sent(notification, actor=request.user)
+    except ValidationError as exc:
+        _fail(request, exc)
+    else:
+        messages.success(
+            request,
+            f"Referral #{referral.pk}: the {notification.get_milestone_display().lower()} letter is marked sent.",
+        )
     return _back(referral)
 
 

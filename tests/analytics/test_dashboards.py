@@ -323,3 +323,44 @@ def test_the_attribution_page_says_its_period_and_what_its_costs_cover(refreshed
     Snapshot.objects.filter(name="attribution").update(data=data)
     html = client_for("manager", email="m2@example.org").get("/analytics/attribution/").content.decode()
     assert "no cost recorded" in html
+
+
+def test_office_informed_within_a_day_counts_a_letter_when_it_was_faxed(
+    network, make_user, referring_provider, site, our_physician
+):
+    import datetime as dt
+
+    from liaison.analytics.selectors import snapshot
+    from liaison.referrals import services as referrals
+    from liaison.referrals.models import Notification
+    from liaison.referrals.notifications import notify
+    from tests.analytics.conftest import at
+
+    coordinator = make_user("coordinator", email="kpi-coordinator@example.org")
+    end = at(AS_OF + dt.timedelta(days=1), 0)
+
+    def letter(received, faxed_after_hours=None):
+        referral = referrals.receive_referral(
+            actor="test",
+            referrer=referrals.ReferrerInfo(npi=referring_provider.npi),
+            received_at=received,
+            assigned_to=coordinator,
+            site=site,
+            referred_to_physician=our_physician,
+            **PATIENT,
+        )
+        notification = notify(referral.events.get(to_status="received"))
+        if faxed_after_hours is not None:
+            referrals.mark_letter_sent(
+                notification, actor=coordinator, at=received + dt.timedelta(hours=faxed_after_hours)
+            )
+        return notification
+
+    letter(end - dt.timedelta(days=6), faxed_after_hours=2)  # within the day
+    letter(end - dt.timedelta(days=5), faxed_after_hours=30)  # late
+    letter(end - dt.timedelta(days=4))  # never faxed: late
+    letter(end - dt.timedelta(hours=3))  # not faxed yet, but not a day old: not judged yet
+    assert Notification.objects.filter(outcome="ready").count() == 2
+    refresh(as_of=AS_OF)
+    row = next(r for r in snapshot("kpis")["coordinators"] if r["user"] == coordinator.pk)
+    assert row["notified"] == 3 and row["notify_within_day"] == pytest.approx(1 / 3)

@@ -86,6 +86,37 @@ def test_the_office_is_told_when_we_decline_or_cancel_so_it_can_refer_elsewhere(
     )
 
 
+def test_a_letter_counts_as_sent_once_someone_faxes_it(
+    client_for, make_referral, django_capture_on_commit_callbacks
+):
+    coordinator = client_for("coordinator")
+    declined = make_referral()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.change_status(declined, Status.DECLINED, actor="test", decline_reason="incomplete")
+    letter = Notification.objects.get(referral=declined, milestone="declined")
+    assert letter.outcome == "ready" and letter.sent_at is None
+    # The ended referral waits in "Letters to send" until its letter went out.
+    queue = reverse("referrals:queue")
+    assert f"#{declined.pk}</small>" in coordinator.get(queue, {"view": "letters"}).content.decode()
+    detail = coordinator.get(reverse("referrals:detail", args=[declined.pk])).content.decode()
+    assert "Faxed or mailed" in detail
+    coordinator.post(reverse("referrals:letter_sent", args=[declined.pk, letter.pk]))
+    coordinator.post(reverse("referrals:letter_sent", args=[declined.pk, letter.pk]))  # a second click
+    letter.refresh_from_db()
+    assert letter.outcome == "sent" and letter.sent_at is not None
+    assert f"#{declined.pk}</small>" not in coordinator.get(queue, {"view": "letters"}).content.decode()
+    detail = coordinator.get(reverse("referrals:detail", args=[declined.pk])).content.decode()
+    assert detail.count("Letter to the office faxed or mailed (declined)") == 1
+    assert AuditEvent.objects.filter(action="letter_sent", actor_label=coordinator.user.email).count() == 1
+    # A liaison cannot.
+    assert (
+        client_for("liaison")
+        .post(reverse("referrals:letter_sent", args=[declined.pk, letter.pk]))
+        .status_code
+        == 403
+    )
+
+
 def test_notifying_twice_sends_once(referral, django_capture_on_commit_callbacks):
     from liaison.referrals.notifications import notify
 
