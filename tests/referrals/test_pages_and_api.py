@@ -420,3 +420,13 @@ def test_only_physicians_break_the_glass(client_for, referral):
             ).status_code
             == 403
         )
+
+
+def test_sorting_by_appointment_puts_the_referrals_without_one_last(client_for, make_referral):
+    waiting, booked = make_referral(), make_referral(patient_last_name="Second")
+    services.change_status(booked, Status.ACCEPTED, actor="test")
+    services.change_status(
+        booked, Status.SCHEDULED, actor="test", appointment_at=timezone.now() + dt.timedelta(days=1)
+    )
+    html = client_for("coordinator").get(reverse("referrals:queue"), {"sort": "appointment"}).content.decode()
+    assert html.index(f"#{booked.pk}</small>") < html.index(f"#{waiting.pk}</small>")
