@@ -8,7 +8,15 @@ from django.utils import timezone
 
 from liaison.accounts.models import PHI_ROLES, User
 from liaison.directory.models import Location, Provider
-from liaison.referrals.models import Channel, ContactOutcome, DeclineReason, ServiceLine, Status, Urgency
+from liaison.referrals.models import (
+    Channel,
+    ContactOutcome,
+    DeclineReason,
+    ServiceLine,
+    SlaKind,
+    Status,
+    Urgency,
+)
 from liaison.referrals.selectors import QUEUE_VIEWS, SORTS
 from liaison.referrals.services import INCLUDED_WITH_NOTE, ReferrerInfo
 
@@ -168,6 +176,12 @@ class QueueForm(forms.Form):
     urgency = forms.ChoiceField(choices=[("", "any urgency"), *Urgency.choices], required=False)
     patient = forms.CharField(required=False, label="Patient last name", max_length=100)
     sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
+    step = forms.ChoiceField(
+        choices=[("", "any step"), *SlaKind.choices],
+        required=False,
+        label="Overdue step",
+        widget=forms.HiddenInput,
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

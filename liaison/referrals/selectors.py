@@ -27,6 +27,7 @@ from liaison.referrals.models import (
     NotifyBy,
     Referral,
     SlaBreach,
+    SlaKind,
     Status,
     urgency_rank,
 )
@@ -59,10 +60,12 @@ class QueueFilters:
     urgency: str = ""
     patient: str = ""  # last name, matched exactly through its blind index
     sort: str = "urgency"
+    step: str = ""  # with the overdue view: only this step (an SlaKind)
 
 
-def _open_breach() -> Exists:
-    return Exists(SlaBreach.objects.filter(referral=OuterRef("pk"), resolved_at__isnull=True))
+def _open_breach(step: str = "") -> Exists:
+    breaches = SlaBreach.objects.filter(referral=OuterRef("pk"), resolved_at__isnull=True)
+    return Exists(breaches.filter(kind=step) if step else breaches)
 
 
 def _letter_to_send() -> Exists:
@@ -88,7 +91,7 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
     elif f.view == "unassigned":
         qs = qs.filter(assigned_to__isnull=True)
     elif f.view == "overdue":
-        qs = qs.filter(_open_breach())
+        qs = qs.filter(_open_breach(f.step))
     elif f.view == "not_contacted":
         qs = qs.filter(first_contact_at__isnull=True, status__in=(Status.RECEIVED, Status.ACCEPTED))
     elif f.view == "awaiting_note":
@@ -184,12 +187,13 @@ def timeline(referral: Referral) -> list[Any]:
 
 def overdue_summary() -> list[dict[str, Any]]:
     """Open breaches by kind and assignee, for the manager view (counts only, no patient data)."""
-    return list(
+    rows = list(
         SlaBreach.objects.filter(resolved_at__isnull=True)
         .values("kind", "referral__assigned_to__full_name", "referral__assigned_to__email")
         .annotate(n=Count("pk"))
         .order_by("-n")
     )
+    return [{**row, "label": SlaKind(row["kind"]).label} for row in rows]
 
 
 def service_level_performance(since_days: int = 90) -> list[dict[str, Any]]:
@@ -199,5 +203,6 @@ def service_level_performance(since_days: int = 90) -> list[dict[str, Any]]:
         SlaBreach.objects.filter(due_at__gte=since)
         .values("kind")
         .annotate(missed=Count("pk"), still_open=Count("pk", filter=Q(resolved_at__isnull=True)))
+        .order_by("kind")
     )
-    return list(rows)
+    return [{**row, "label": SlaKind(row["kind"]).label} for row in rows]

@@ -402,6 +402,7 @@ def change_status(
         changes={"status": [current, to_status], **{k: v for k, v in data.items() if k != "included"}},
     )
     _notify_on_commit(event)
+    _resolve_done_steps(referral)
     return event
 
 
@@ -418,7 +419,14 @@ def record_contact(
         referral.first_contact_at = now
     event = _event(referral, EventKind.CONTACT, actor=actor, at=now, note=note, data={"outcome": outcome})
     record(actor, "contact", referral, phi=bool(note), changes={"outcome": outcome})
+    _resolve_done_steps(referral)
     return event
+
+
+def _resolve_done_steps(referral: Referral) -> None:
+    from liaison.referrals.tasks import resolve_done_steps
+
+    resolve_done_steps(referral)
 
 
 @transaction.atomic

@@ -50,6 +50,25 @@ def check_service_levels() -> dict[str, int]:
     return {"opened": opened, "resolved": resolved}
 
 
+def resolve_done_steps(referral: Referral) -> int:
+    """Resolve the referral's open breaches whose step is now done, as soon as it is done (the
+    queue's "overdue" view and count would otherwise wait for the hourly check)."""
+    open_breaches = {b.kind: b for b in SlaBreach.objects.filter(referral=referral, resolved_at__isnull=True)}
+    if not open_breaches:
+        return 0
+    referral = Referral.objects.select_related("service_line").get(pk=referral.pk)
+    start = timezone.localtime(referral.received_at).date() - timedelta(days=7)
+    holidays = holidays_between(start, timezone.localdate() + timedelta(days=120))
+    resolved = 0
+    for due in due_dates(referral, holidays):
+        breach = open_breaches.get(due.kind)
+        if breach is not None and due.done_at is not None:
+            SlaBreach.objects.filter(pk=breach.pk).update(resolved_at=due.done_at)
+            _close_task(referral, due.kind)
+            resolved += 1
+    return resolved
+
+
 def _task_for_assignee(referral: Referral, kind: str, now: datetime) -> None:
     """An overdue step becomes a task on the coordinator's list (no patient data in it)."""
     from liaison.outreach.models import TaskKind

@@ -87,6 +87,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         urgency=data.get("urgency", ""),
         patient=data.get("patient", ""),
         sort=data.get("sort") or "urgency",
+        step=data.get("step", "") if data.get("view") == "overdue" else "",
     )
     page = selectors.queue_paginator(request.user, filters).get_page(source.get("page"))
     services.record_phi_list(request.user, page.object_list)
