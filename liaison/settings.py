@@ -160,7 +160,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "core:home"
+LOGIN_REDIRECT_URL = "core:start"  # each role to where its day starts
 LOGOUT_REDIRECT_URL = "accounts:login"
 
 # Automatic logoff (HIPAA 164.312(a)(2)(iii)): idle sessions end after this many minutes.

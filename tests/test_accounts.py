@@ -18,7 +18,7 @@ def test_users_sign_in_with_their_email_case_insensitively(make_user):
     make_user("liaison", email="lee@example.org")
     c = Client()
     response = c.post(reverse("accounts:login"), {"username": "Lee@Example.org", "password": PASSWORD})
-    assert response.status_code == 302 and response["Location"] == reverse("core:home")
+    assert response.status_code == 302 and response["Location"] == reverse("core:start")
     assert AuditEvent.objects.filter(action="login", actor__email="lee@example.org").exists()
 
 
@@ -182,3 +182,21 @@ def test_expired_tokens_and_deactivated_users_are_refused(make_user):
     user.is_active = False
     user.save()
     assert Client(headers={"Authorization": f"Bearer {live}"}).get("/api/v1/providers").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("role", "page"),
+    [
+        ("liaison", "outreach:today"),
+        ("physician", "outreach:today"),
+        ("coordinator", "referrals:queue"),
+        ("manager", "analytics:dashboard"),
+        ("analyst", "analytics:dashboard"),
+        ("admin", "core:home"),
+    ],
+)
+def test_each_role_starts_its_day_on_its_own_page_after_signing_in(client_for, role, page):
+    c = client_for(role)
+    response = c.get(reverse("core:start"))
+    assert response.status_code == 302 and response["Location"] == reverse(page)
+    assert c.get(response["Location"]).status_code == 200

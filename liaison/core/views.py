@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from liaison.core.models import JobRun
@@ -16,6 +16,23 @@ def next_url(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     allowed = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
     return target if target and allowed else default
+
+
+# Where each role's day starts after signing in (the brand link still leads home).
+START_PAGES = {
+    "liaison": "outreach:today",
+    "physician": "outreach:today",
+    "coordinator": "referrals:queue",
+    "manager": "analytics:dashboard",
+    "analyst": "analytics:dashboard",
+}
+
+
+@login_required
+def start(request: HttpRequest) -> HttpResponse:
+    """After signing in: the liaison's Today, the coordinator's work queue, the manager's and the
+    analyst's dashboard; an admin's home page."""
+    return redirect(START_PAGES.get(request.user.role, "core:home"))
 
 
 @login_required
