@@ -297,7 +297,9 @@ def lapsed_referrers(f: VolumeFilters, as_of: date, limit: int = 20) -> Table:
 
 
 def alerts_table(open_only: bool = True, provider: int | None = None) -> Table:
-    qs = CoolingAlert.objects.select_related("provider", "account__practice", "account__location")
+    qs = CoolingAlert.objects.select_related(
+        "provider", "account__practice", "account__location", "account__owner", "task"
+    )
     if open_only:
         qs = qs.filter(cleared_on__isnull=True)
     if provider:
@@ -308,22 +310,37 @@ def alerts_table(open_only: bool = True, provider: int | None = None) -> Table:
         columns=[
             Column("referrer", "Referrer"),
             Column("account", "Account"),
+            Column("owner", "Owner"),
             Column("explanation", "Why"),
             Column("p_value", "Probability", True),
-            Column("opened_on", "Since"),
+            Column("last_on", "Last referral"),
+            Column("opened_on", "Alert since"),
+            Column("task", "Follow-up"),
             Column("cleared_on", "Cleared"),
         ],
         note="Each referrer's recent volume tested against its own baseline (rate, season, trend); "
-        "see Cooling detection in the documentation.",
+        "see Cooling detection in the documentation. Follow-up: the task the alert gave the account's owner.",
     )
-    for a in qs.order_by("p_value", "-opened_on")[:200]:
+    alerts = list(qs.order_by("p_value", "-opened_on")[:200])
+    last_on = dict(
+        ReferrerStat.objects.filter(provider_id__in={a.provider_id for a in alerts}).values_list(
+            "provider_id", "last_on"
+        )
+    )
+    for a in alerts:
+        task = a.task
         table.rows.append(
             {
                 "referrer": _name(a.provider),
                 "account": str(a.account) if a.account else "",
+                "owner": a.account.owner.full_name if a.account and a.account.owner else "",
                 "explanation": a.explanation,
                 "p_value": f"{a.p_value:.2%}" if a.p_value >= 0.0001 else "< 0.01%",
+                "last_on": last_on[a.provider_id].isoformat() if a.provider_id in last_on else "",
                 "opened_on": a.opened_on.isoformat(),
+                "task": ""
+                if task is None
+                else f"{task.get_status_display().lower()}, due {task.due_on:%b %-d, %Y}",
                 "cleared_on": a.cleared_on.isoformat() if a.cleared_on else "",
             }
         )
@@ -331,6 +348,7 @@ def alerts_table(open_only: bool = True, provider: int | None = None) -> Table:
             {
                 "referrer": reverse("analytics:referrer", args=[a.provider_id]),
                 "account": reverse("outreach:account", args=[a.account_id]) if a.account_id else "",
+                "task": reverse("outreach:task_edit", args=[task.pk]) if task is not None else "",
             }
         )
     return table

@@ -154,6 +154,12 @@ def test_manager_dashboard_shows_the_alert_and_links_each_number_to_its_referral
     html = page.content.decode()
     assert page.status_code == 200
     assert "Family" in html and "Cooling off" in html and "averaged" in html
+    # What is being done about it, and how long the referrer has been quiet.
+    alert = CoolingAlert.objects.get()
+    section = html.split('id="table-cooling_alerts"')[1].split("</section>")[0]
+    assert "Last referral" in section and "Alert since" in section
+    assert f"open, due {alert.task.due_on:%b %-d, %Y}" in section
+    assert alert.account.owner.full_name in section
     assert_no_phi(html)
     links = re.findall(r'href="(/analytics/referrals/\?[^"]+)"', html)
     assert links
