@@ -59,8 +59,8 @@ def test_a_coordinator_takes_a_referral_to_the_consult_note(
     timeline = page.locator("#timeline")
     for step in ["Received", "Accepted", "Scheduled", "Seen", "Consult note sent"]:
         expect(timeline).to_contain_text(step)
-    for milestone in ["received", "scheduled", "seen", "note_sent"]:
-        expect(timeline).to_contain_text(f"Referring office informed of “{milestone}” by letter")
+    for milestone in ["received", "scheduled", "seen", "consult note sent"]:
+        expect(timeline).to_contain_text(f"Letter to the office prepared ({milestone}): ready to fax or mail")
     assert list(Notification.objects.filter(referral=referral).values_list("milestone", flat=True)) == [
         "received",
         "scheduled",
@@ -70,6 +70,10 @@ def test_a_coordinator_takes_a_referral_to_the_consult_note(
     letter = page.get_by_role("link", name="letter (PDF)").first
     response = page.request.get(letter.get_attribute("href"))
     assert response.headers["content-type"] == "application/pdf"
+    # Faxed: now the office has been told, and the timeline says so.
+    page.get_by_role("button", name="Faxed or mailed").first.click()
+    expect(timeline).to_contain_text("Letter to the office faxed or mailed (received)")
+    assert Notification.objects.get(referral=referral, milestone="received").sent_at is not None
 
     # The liaison opens the same URL: refused, and the audit trail shows it.
     other = browser.new_context(base_url=live_server.url)
