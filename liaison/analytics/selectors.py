@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Q, QuerySet, Sum
-from django.db.models.functions import Substr
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Substr, TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
@@ -477,48 +477,118 @@ DRILL_VALUES = (
 )
 
 
-def drill_table(rows: list[dict[str, Any]], *, identified: bool) -> Table:
-    """The drill-down rows; `identified` (roles that may see patient data, on the page only) adds the
-    referral's number and exact date; exports are always de-identified (month only)."""
-    from liaison.referrals.models import Status
+GROUP_VALUES = (
+    "referring_provider__first_name",
+    "referring_provider__last_name",
+    "referring_location__practice__name",
+    "site__name",
+    "referred_to_physician__last_name",
+    "service_line__name",
+)
 
+
+def drill_groups(base: QuerySet[Any]) -> QuerySet[Any]:
+    """The referrals behind a figure as counts per month, referrer and our side: what roles without
+    access to patient data see, and what every export holds. One row per referral, with its month
+    and payer, would describe a patient (dates other than the year are identifiers under HIPAA's
+    Safe Harbor rule); counts do not, and no payer is shown."""
     tz = timezone.get_current_timezone()
-    columns = [Column("referral", "Referral")] if identified else []
-    columns += [
-        Column("received", "Received" if identified else "Month received"),
-        Column("referrer", "Referrer"),
-        Column("practice", "Practice"),
-        Column("site", "Our site"),
-        Column("physician", "Our physician"),
-        Column("service_line", "Service line"),
-        Column("payer", "Payer"),
-        Column("status", "Status"),
-    ]
-    table = Table(name="referrals", title="Referrals", columns=columns)
-    labels = dict(Status.choices)
+    return (
+        base.order_by()
+        .annotate(month=TruncMonth("received_at", tzinfo=tz))
+        .values("month", *GROUP_VALUES)
+        .annotate(
+            referrals=Count("pk"),
+            scheduled=Count("pk", filter=Q(appointment_at__isnull=False)),
+            seen=Count("pk", filter=Q(seen_at__isnull=False)),
+        )
+        .order_by(
+            "-month", "referring_provider__last_name", "referring_provider__first_name", *GROUP_VALUES[2:]
+        )
+    )
+
+
+def drill_group_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        name="referrals",
+        title="Referrals",
+        columns=[
+            Column("month", "Month received"),
+            Column("referrer", "Referrer"),
+            Column("practice", "Practice"),
+            Column("site", "Our site"),
+            Column("physician", "Our physician"),
+            Column("service_line", "Service line"),
+            Column("referrals", "Referrals", True),
+            Column("scheduled", "Scheduled", True),
+            Column("seen", "Seen", True),
+        ],
+    )
     for r in rows:
-        received = r["received_at"].astimezone(tz)
         referrer = " ".join(
             x for x in (r["referring_provider__first_name"], r["referring_provider__last_name"]) if x
         )
-        row = {
-            "received": received.strftime("%Y-%m-%d") if identified else received.strftime("%Y-%m"),
-            "referrer": referrer or "(to match)",
-            "practice": r["referring_location__practice__name"] or "",
-            "site": r["site__name"] or "",
-            "physician": f"Dr. {r['referred_to_physician__last_name']}"
-            if r["referred_to_physician__last_name"]
-            else "",
-            "service_line": r["service_line__name"] or "",
-            "payer": r["payer"] or "",
-            "status": labels.get(r["status"], r["status"]),
-        }
-        links = {}
-        if identified:
-            row["referral"] = f"#{r['pk']}"
-            links["referral"] = reverse("referrals:detail", args=[r["pk"]])
-        table.rows.append(row)
-        table.links.append(links)
+        table.rows.append(
+            {
+                "month": r["month"].strftime("%Y-%m"),
+                "referrer": referrer or "(to match)",
+                "practice": r["referring_location__practice__name"] or "",
+                "site": r["site__name"] or "",
+                "physician": f"Dr. {r['referred_to_physician__last_name']}"
+                if r["referred_to_physician__last_name"]
+                else "",
+                "service_line": r["service_line__name"] or "",
+                "referrals": r["referrals"],
+                "scheduled": r["scheduled"],
+                "seen": r["seen"],
+            }
+        )
+        table.links.append({})
+    return table
+
+
+def drill_table(rows: list[dict[str, Any]]) -> Table:
+    """One row per referral, with its number and exact date: for roles that may open the referral
+    itself (still no patient field)."""
+    from liaison.referrals.models import Status
+
+    tz = timezone.get_current_timezone()
+    table = Table(
+        name="referrals",
+        title="Referrals",
+        columns=[
+            Column("referral", "Referral"),
+            Column("received", "Received"),
+            Column("referrer", "Referrer"),
+            Column("practice", "Practice"),
+            Column("site", "Our site"),
+            Column("physician", "Our physician"),
+            Column("service_line", "Service line"),
+            Column("payer", "Payer"),
+            Column("status", "Status"),
+        ],
+    )
+    labels = dict(Status.choices)
+    for r in rows:
+        referrer = " ".join(
+            x for x in (r["referring_provider__first_name"], r["referring_provider__last_name"]) if x
+        )
+        table.rows.append(
+            {
+                "referral": f"#{r['pk']}",
+                "received": r["received_at"].astimezone(tz).strftime("%Y-%m-%d"),
+                "referrer": referrer or "(to match)",
+                "practice": r["referring_location__practice__name"] or "",
+                "site": r["site__name"] or "",
+                "physician": f"Dr. {r['referred_to_physician__last_name']}"
+                if r["referred_to_physician__last_name"]
+                else "",
+                "service_line": r["service_line__name"] or "",
+                "payer": r["payer"] or "",
+                "status": labels.get(r["status"], r["status"]),
+            }
+        )
+        table.links.append({"referral": reverse("referrals:detail", args=[r["pk"]])})
     return table
 
 

@@ -248,16 +248,23 @@ class DrillPaginator(Paginator):
 
 @analytics_required
 def referrals(request: HttpRequest) -> HttpResponse:
-    """The referrals behind a number: no patient field for anyone; the referral's number and exact
-    date only for roles that may open the referral itself."""
+    """The referrals behind a number. Roles that may open a referral see one row per referral (its
+    number and exact date, no patient field); the others, and every export, counts per month,
+    referrer and our side (`selectors.drill_groups`)."""
     f = _drill_filters(request)
     base = selectors.drill_referrals(f)
-    qs = base.values(*selectors.DRILL_VALUES)
     if request.GET.get("export"):
-        table = selectors.drill_table(list(qs[:EXPORT_LIMIT]), identified=False)
+        table = selectors.drill_group_table(list(selectors.drill_groups(base)[:EXPORT_LIMIT]))
         return _page(request, "analytics/referrals.html", [table], {})
-    page = DrillPaginator(qs, base, per_page=50).get_page(request.GET.get("page"))
-    table = selectors.drill_table(list(page.object_list), identified=request.user.can_see_phi)
+    if request.user.can_see_phi:
+        paginator = DrillPaginator(base.values(*selectors.DRILL_VALUES), base, per_page=50)
+        page = paginator.get_page(request.GET.get("page"))
+        total = paginator.count
+        table = selectors.drill_table(list(page.object_list))
+    else:
+        page = Paginator(selectors.drill_groups(base), 50).get_page(request.GET.get("page"))
+        total = base.order_by()[: COUNT_CAP + 1].count()
+        table = selectors.drill_group_table(list(page.object_list))
     described = [
         f"{label}: {value}"
         for label, value in (
@@ -272,7 +279,14 @@ def referrals(request: HttpRequest) -> HttpResponse:
         request,
         "analytics/referrals.html",
         [table],
-        {"page": page, "described": described, "export_limit": EXPORT_LIMIT, "count_cap": COUNT_CAP},
+        {
+            "page": page,
+            "total": total,
+            "capped": total > COUNT_CAP,
+            "described": described,
+            "export_limit": EXPORT_LIMIT,
+            "count_cap": COUNT_CAP,
+        },
     )
 
 
