@@ -358,12 +358,15 @@ def change_status(
         past = referral.appointment_at is not None and referral.appointment_at <= now
         referral.seen_at = referral.appointment_at if past and at is None else now
     elif to_status == Status.NOTE_SENT:
+        included = list(included)
         bad = [i for i in included if i not in INCLUDED_WITH_NOTE]
-        if bad or not channel:
+        if not channel:
+            raise ValidationError({"channel": ["Say how the note went back."]})
+        if bad:
+            raise ValidationError({"included": [f"Unknown: {', '.join(bad)}"]})
+        if not included:
             raise ValidationError(
-                {"channel": ["Say how the note went back."]}
-                if not channel
-                else {"included": [f"Unknown: {', '.join(bad)}"]}
+                {"included": ["Tick what went back to the office: the consult note at least."]}
             )
         referral.note_sent_at = now
         data.update(channel=channel, included=sorted(set(included)))

@@ -94,6 +94,15 @@ def test_invalid_transitions_are_refused_with_a_clear_message(referral, path, to
     assert Referral.objects.get(pk=referral.pk).status == (path[-1] if path else Status.RECEIVED)
 
 
+def test_a_consult_note_is_sent_with_something(referral):
+    services.change_status(referral, Status.ACCEPTED, actor="test")
+    services.change_status(referral, Status.SCHEDULED, actor="test", appointment_at=timezone.now())
+    services.change_status(referral, Status.SEEN, actor="test")
+    with pytest.raises(ValidationError, match="the consult note at least"):
+        services.change_status(referral, Status.NOTE_SENT, actor="test", channel="fax")
+    assert Referral.objects.get(pk=referral.pk).status == Status.SEEN
+
+
 def test_scheduling_needs_a_time_and_declining_needs_a_reason(referral):
     services.change_status(referral, Status.ACCEPTED, actor="test")
     with pytest.raises(ValidationError, match="appointment"):
