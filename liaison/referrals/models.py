@@ -40,6 +40,19 @@ OPEN_STATUSES = (
     Status.NOTE_SENT,
 )
 # Where each status may go next; "reopen" goes back to received from an ending.
+# The button that moves a referral to each status, as a verb ("Accept", not "Accepted").
+ACTION_LABELS = {
+    Status.RECEIVED: "Re-open",
+    Status.ACCEPTED: "Accept",
+    Status.DECLINED: "Decline",
+    Status.SCHEDULED: "Schedule",
+    Status.SEEN: "Mark seen",
+    Status.NO_SHOW: "Record a no-show",
+    Status.CANCELLED: "Cancel the referral",
+    Status.NOTE_SENT: "Record the consult note sent",
+    Status.CLOSED: "Close",
+}
+
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     Status.RECEIVED: (Status.ACCEPTED, Status.DECLINED, Status.CANCELLED),
     Status.ACCEPTED: (Status.SCHEDULED, Status.DECLINED, Status.CANCELLED),

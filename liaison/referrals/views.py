@@ -34,7 +34,15 @@ from liaison.referrals.forms import (
     QueueForm,
     StatusForm,
 )
-from liaison.referrals.models import Holiday, Notification, NotifyBy, ReferralDocument, ServiceLine, Status
+from liaison.referrals.models import (
+    ACTION_LABELS,
+    Holiday,
+    Notification,
+    NotifyBy,
+    ReferralDocument,
+    ServiceLine,
+    Status,
+)
 
 
 def phi_required(view: Any) -> Any:
@@ -233,7 +241,10 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "contact_form": ContactForm(),
         "note_form": NoteForm(),
         "document_form": DocumentForm(),
-        "next_statuses": [Status(s) for s in referral.next_statuses],
+        "next_steps": [
+            (s, "Reschedule" if s == referral.status == Status.SCHEDULED else ACTION_LABELS[s])
+            for s in referral.next_statuses
+        ],
         "breaches": referral.sla_breaches.all(),
         "candidates": services.referrer_candidates(services.ReferrerInfo(**referral.referrer_as_received))
         if referral.referrer_to_match

@@ -43,17 +43,17 @@ def test_a_coordinator_takes_a_referral_to_the_consult_note(
     referral = Referral.objects.get()
     detail_url = page.url
 
-    page.get_by_role("button", name="Accepted").click()
+    page.get_by_role("button", name="Accept", exact=True).click()
     expect(page.locator("#status")).to_have_text("Accepted")
     page.locator("input[name=appointment_at]").fill("2030-05-06T09:30")
-    page.get_by_role("button", name="Scheduled").click()
+    page.get_by_role("button", name="Schedule", exact=True).click()
     expect(page.locator("#status")).to_have_text("Scheduled")
-    page.get_by_role("button", name="Seen").click()
+    page.get_by_role("button", name="Mark seen").click()
     expect(page.locator("#status")).to_have_text("Seen")
     page.get_by_label("Note sent by").select_option("fax")
     page.get_by_label("Consult note").check()
     page.get_by_label("Recommendations").check()
-    page.get_by_role("button", name="Consult note sent").click()
+    page.get_by_role("button", name="Record the consult note sent").click()
     expect(page.locator("#status")).to_have_text("Consult note sent")
 
     timeline = page.locator("#timeline")

@@ -430,3 +430,20 @@ def test_sorting_by_appointment_puts_the_referrals_without_one_last(client_for, 
     )
     html = client_for("coordinator").get(reverse("referrals:queue"), {"sort": "appointment"}).content.decode()
     assert html.index(f"#{booked.pk}</small>") < html.index(f"#{waiting.pk}</small>")
+
+
+def test_the_next_steps_are_buttons_that_say_what_they_do(client_for, make_referral):
+    referral = make_referral()
+    c = client_for("coordinator")
+    html = c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
+    for verb in (">Accept</button>", ">Decline</button>", ">Cancel the referral</button>"):
+        assert verb in html
+    assert ">Accepted</button>" not in html
+    services.change_status(referral, Status.ACCEPTED, actor="test")
+    services.change_status(referral, Status.SCHEDULED, actor="test", appointment_at=timezone.now())
+    html = c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
+    assert (
+        ">Reschedule</button>" in html
+        and ">Mark seen</button>" in html
+        and ">Record a no-show</button>" in html
+    )
