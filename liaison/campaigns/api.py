@@ -107,7 +107,8 @@ class ResultsOut(Schema):
     rsvp_no: int | None = None
     attended: int | None = None
     referrals: ReferralEffectOut | None = Field(
-        None, description="referrals from the recipients' offices, 90 days before vs after (counts)"
+        None,
+        description="referrals from the recipients' offices, up to 90 days after vs as many days before (counts)",
     )
 
 

@@ -115,7 +115,9 @@ class ReferralEffect:
 
 def referral_effect(campaign: Campaign, days: int = 90, now: datetime | None = None) -> ReferralEffect | None:
     """Referrals received from the recipients' offices (practices) in the `days` after the campaign
-    started, against the `days` before. Counts only: no referral is read, so no patient data."""
+    started, against as many days before (while the campaign is younger than `days`, the days it
+    has had so far: windows of the same length). Counts only: no referral is read, so no patient
+    data."""
     from liaison.referrals.models import Referral
 
     if campaign.started_at is None:
@@ -138,8 +140,9 @@ def referral_effect(campaign: Campaign, days: int = 90, now: datetime | None = N
             "n"
         ]
 
+    span = max(end - start, timedelta(days=1))
     return ReferralEffect(
-        before=count(start - timedelta(days=days), start),
+        before=count(start - span, start),
         after=count(start, end),
         days_after=max(0, (end - start).days),
         offices=practices.count(),

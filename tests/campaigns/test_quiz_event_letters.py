@@ -244,7 +244,7 @@ def test_results_compare_referrals_from_the_recipients_offices_before_and_after(
             referring_provider=provider, site=site, received_at=timezone.now() - timedelta(days=days_ago),
         )  # fmt: skip
 
-    for days in (120, 60, 30):  # two in the 90 days before, one too old
+    for days in (120, 60, 30):  # 100, 40 and 10 days before the campaign started
         referral(days, world.family)
     sent(newsletter, world.lee, django_capture_on_commit_callbacks)
     Campaign.objects.filter(pk=newsletter.pk).update(started_at=timezone.now() - timedelta(days=20))
@@ -252,7 +252,11 @@ def test_results_compare_referrals_from_the_recipients_offices_before_and_after(
     referral(10, world.family)
     referral(5, world.wes)  # Oak: one of the recipients' offices too
     effect = selectors.referral_effect(newsletter)
-    assert (effect.before, effect.after, effect.days_after) == (2, 2, 20)
+    # 20 days since it started, against the same 20 days before (the one 10 days before it).
+    assert (effect.before, effect.after, effect.days_after) == (1, 2, 20)
+    # Once 90 days have passed: the 90 days before (two of them), against the 90 after.
+    later = selectors.referral_effect(newsletter, now=timezone.now() + timedelta(days=70))
+    assert (later.before, later.after, later.days_after) == (2, 2, 90)
     assert effect.offices == 4  # Maple, Oak, Birch, Lakeside received it
 
 
