@@ -23,7 +23,7 @@ from liaison.accounts.models import User
 from liaison.core.forms import apply_errors
 from liaison.core.phi import decrypt_bytes
 from liaison.core.views import next_url
-from liaison.directory.models import Provider
+from liaison.directory.models import Location, Provider
 from liaison.referrals import referback, selectors, services
 from liaison.referrals.forms import (
     ContactForm,
@@ -249,6 +249,10 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "candidates": services.referrer_candidates(services.ReferrerInfo(**referral.referrer_as_received))
         if referral.referrer_to_match
         else [],
+        # A known referrer with several offices and none named: which one sent it (it gets the letters)?
+        "offices": list(referral.referring_provider.locations.select_related("practice"))
+        if referral.referring_provider_id and referral.referring_location_id is None
+        else [],
     }
     return render(request, "referrals/detail.html", ctx)
 
@@ -412,12 +416,18 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
 def match_referrer(request: HttpRequest, pk: int) -> HttpResponse:
     referral = _referral(request, pk)
     provider = get_object_or_404(Provider, pk=request.POST.get("provider") or 0)
+    location = None
+    if request.POST.get("location"):
+        location = get_object_or_404(
+            Location, pk=request.POST["location"] if request.POST["location"].isdigit() else 0
+        )
     try:
-        services.match_referrer(referral, provider, actor=request.user)
+        services.match_referrer(referral, provider, actor=request.user, location=location)
     except ValidationError as exc:
         _fail(request, exc)
     else:
-        messages.success(request, f"Referrer matched: {provider.display_name}.")
+        where = f" at {location.practice.name}" if location is not None else ""
+        messages.success(request, f"Referrer matched: {provider.display_name}{where}.")
     return _back(referral)
 
 

@@ -447,3 +447,37 @@ def test_the_next_steps_are_buttons_that_say_what_they_do(client_for, make_refer
         and ">Mark seen</button>" in html
         and ">Record a no-show</button>" in html
     )
+
+
+def test_a_referrer_with_several_offices_is_asked_which_one_sent_it(
+    client_for, make_referral, referring_provider, referring_practice, django_capture_on_commit_callbacks
+):
+    second = directory.create_location(
+        referring_practice,
+        actor="test",
+        address_line1="200 Elm St",
+        city="Columbus",
+        state="OH",
+        zip_code="43215",
+        fax="614-555-0199",
+    )
+    referring_provider.locations.add(second)
+    referral = make_referral()
+    assert referral.referring_location is None  # two offices: the referral did not say which
+    c = client_for("coordinator")
+    html = c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
+    assert "Which office sent it?" in html and "200 Elm St" in html
+    with django_capture_on_commit_callbacks(execute=True):
+        c.post(
+            reverse("referrals:match_referrer", args=[referral.pk]),
+            {"provider": referring_provider.pk, "location": second.pk},
+        )
+    referral.refresh_from_db()
+    assert referral.referring_location == second
+    # The office now known gets the acknowledgement it could not get before.
+    assert list(referral.notifications.values_list("milestone", "recipient")) == [
+        ("received", "(614) 555-0199")
+    ]
+    assert (
+        "Which office sent it?" not in c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
+    )
