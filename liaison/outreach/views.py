@@ -804,19 +804,24 @@ def _route(
     plan, lunches = None, set()
     if form.is_bound and form.is_valid():
         d = form.cleaned_data
-        picked = [int(v) for v in data.getlist("stop") if v.isdigit()]
         lunches = {int(v) for v in data.getlist("lunch") if v.isdigit()}
+        # A lunch ticked is a stop, whether or not its visit box was ticked too.
+        picked = list(
+            dict.fromkeys([*(int(v) for v in data.getlist("stop") if v.isdigit()), *sorted(lunches)])
+        )
         by_pk = {
             a.pk: a
             for a in selectors.accounts_for(request.user)
             .filter(pk__in=picked)
             .select_related("practice", "location")
         }
-        stops = []
+        stops, unplaced = [], []
         for pk in picked:
             account = by_pk.get(pk)
             loc = selectors.account_location(account) if account else None
             if loc is None or loc.latitude is None:
+                if account is not None:
+                    unplaced.append(str(account))
                 continue
             minutes_value = data.get(f"minutes_{pk}", "")
             service = (
@@ -840,6 +845,14 @@ def _route(
                 day_end=_minutes(d["day_end"]),
                 return_to_start=d["return_to_start"],
             )
+        if unplaced:
+            note = (
+                f"Left out, as their office has no map position (check its ZIP code): {', '.join(unplaced)}."
+            )
+            if plan is not None:
+                plan.notes.append(note)
+            else:
+                form.add_error(None, note)
     return form, mine, plan, lunches
 
 

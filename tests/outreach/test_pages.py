@@ -613,6 +613,34 @@ def test_a_day_route_is_computed_and_exported_to_a_phone_calendar(client, accoun
     assert Activity.objects.get(account=second).kind == "lunch"
 
 
+def test_a_lunch_ticked_alone_is_a_stop_and_an_office_off_the_map_is_named(
+    client, account, office, site, liaison
+):
+    from liaison.directory import services as directory
+    from liaison.directory.models import Location
+
+    p2 = directory.create_practice(actor="t", name="Oak Pediatrics")
+    directory.create_location(
+        p2, actor="t", address_line1="9 Oak", city="Westerville", state="OH", zip_code="43081"
+    )
+    lunch_only = services.add_to_pipeline(p2, actor="t", owner=liaison)
+    p3 = directory.create_practice(actor="t", name="Nowhere Clinic")
+    lost = directory.create_location(
+        p3, actor="t", address_line1="1 Lost Rd", city="Columbus", state="OH", zip_code="43215"
+    )
+    Location.objects.filter(pk=lost.pk).update(latitude=None, longitude=None)
+    off_map = services.add_to_pipeline(p3, actor="t", owner=liaison)
+    client.force_login(liaison)
+    params = {
+        "day": "2026-05-05", "start_site": site.pk, "day_start": "08:00", "day_end": "17:00", "visit_minutes": "20",
+        "lunch_from": "11:30", "lunch_to": "12:30", "lunch_minutes": "60", "return_to_start": "on",
+        "stop": [account.pk, off_map.pk], "lunch": [lunch_only.pk],
+    }  # fmt: skip
+    page = client.get(reverse("outreach:route"), params).content.decode()
+    assert "2 stops" in page and "Oak Pediatrics" in page and "lunch</span>" in page
+    assert "Left out, as their office has no map position" in page and "Nowhere Clinic" in page
+
+
 def test_the_route_form_says_what_is_missing(client, liaison):
     client.force_login(liaison)
     page = client.get(reverse("outreach:route"), {"day": "2026-05-05", "day_start": "08:00", "day_end": "07:00", "visit_minutes": "20",
