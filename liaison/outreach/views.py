@@ -88,17 +88,24 @@ def _year(request: HttpRequest) -> int:
 # Today ------------------------------------------------------------------------------------------
 
 
+TODAY_TASKS = 15  # tasks listed on Today (the most urgent first); the task list has them all
+
+
 @login_required
 def today(request: HttpRequest) -> HttpResponse:
     """The liaison's start page (a physician's: their tasks and lunches)."""
     user = request.user
-    tasks = list(selectors.search_tasks(user, assignee="me")[:50])
+    tasks = list(selectors.search_tasks(user, assignee="me")[: TODAY_TASKS + 1])
     upcoming = list(selectors.upcoming_for(user))
+    today = timezone.localdate()
     ctx: dict[str, Any] = {
         "nav": "outreach",
-        "tasks": tasks,
-        "upcoming": upcoming,
-        "today": timezone.localdate(),
+        "tasks": tasks[:TODAY_TASKS],
+        "more_tasks": len(tasks) > TODAY_TASKS,
+        # What is booked for today comes first; the days after, at the end.
+        "plan_today": [a for a in upcoming if timezone.localtime(a.occurred_at).date() == today],
+        "upcoming": [a for a in upcoming if timezone.localtime(a.occurred_at).date() != today],
+        "today": today,
     }
     if user.has_role(Role.PHYSICIAN):
         recent = (
@@ -107,6 +114,7 @@ def today(request: HttpRequest) -> HttpResponse:
             .order_by("-occurred_at")[:20]
         )
         ctx["recent"] = selectors.activities_with_details(recent)
+        ctx["upcoming"] = upcoming  # a physician's lunches, today's included
         return render(request, "outreach/physician_home.html", ctx)
     if not user.can_read_outreach:
         raise PermissionDenied("Your role does not give access to outreach.")

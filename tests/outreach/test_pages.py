@@ -3,6 +3,7 @@ counts on the lists, the ledger report and CSV, the route, the calendar feed, co
 
 import csv
 import io
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -766,3 +767,40 @@ def test_a_time_ahead_on_the_form_makes_a_planned_lunch(client, account, office,
         ),
     )
     assert Activity.objects.get().status == "planned"
+
+
+def test_today_starts_with_the_day_s_plan_and_lists_the_most_urgent_tasks_only(client, account, liaison):
+    from liaison.outreach.views import TODAY_TASKS
+
+    now = timezone.localtime()
+    later_today = now.replace(hour=23, minute=30) if now.hour < 23 else now + timedelta(minutes=20)
+    services.log_activity(
+        actor=liaison,
+        account=account,
+        kind="lunch",
+        occurred_at=later_today,
+        status="planned",
+        liaison=liaison,
+    )
+    services.log_activity(
+        actor=liaison,
+        account=account,
+        kind="visit",
+        occurred_at=now + timedelta(days=3),
+        status="planned",
+        liaison=liaison,
+    )
+    for i in range(TODAY_TASKS + 3):
+        services.create_task(
+            actor=liaison,
+            title=f"Task {i:02d}",
+            due_on=timezone.localdate(),
+            assignee=liaison,
+            account=account,
+        )
+    client.force_login(liaison)
+    page = client.get(reverse("outreach:today")).content.decode()
+    plan = page.split('id="plan-today"')[1].split("</ul>")[0]
+    assert "Lunch" in plan and "Visit" not in plan  # the visit in three days is under "Coming up"
+    assert page.index('id="plan-today"') < page.index("Needs attention") < page.index("Coming up")
+    assert len(set(re.findall(r"Task \d\d", page))) == TODAY_TASKS and "All my tasks" in page
