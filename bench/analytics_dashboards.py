@@ -198,6 +198,19 @@ def measure(n_requests: int) -> list[tuple[str, str, list[float]]]:
 
     results.append(("drill-down", "a referrer's page", timed(referrer_page, n_requests)))
     results.append(("drill-down", "a referrer's referrals", timed(referrer_drill, n_requests)))
+    # A liaison sees counts per month, referrer and our side instead of a row per referral.
+    liaison = get_user_model().objects.create_user("l@example.org", "x" * 16, full_name="L", role="liaison")
+    counts = Client()
+    counts.force_login(liaison)
+    for name, url in (
+        ("referrals of one month, as counts (liaison)", f"/analytics/referrals/?grain=month&period={month}"),
+        ("a referrer's referrals, as counts (liaison)", f"/analytics/referrals/?provider={top[0]}"),
+    ):
+
+        def get_counts(url: str = url) -> None:
+            assert counts.get(url).status_code == 200, url
+
+        results.append(("drill-down", name, timed(get_counts, n_requests)))
     return results
 
 
