@@ -312,3 +312,21 @@ def test_pages_fit_a_phone_screen(client_for, referring_provider):
     html = client_for("liaison").get(reverse("directory:providers")).content.decode()
     assert 'name="viewport" content="width=device-width, initial-scale=1"' in html
     assert 'class="table-wrap"' in html
+
+
+def test_office_staff_read_as_cards_on_a_phone_with_their_numbers_to_tap(
+    client_for, referring_practice, referring_location
+):
+    services.create_contact(
+        referring_practice,
+        actor="test",
+        first_name="Rita",
+        last_name="Coordinator",
+        role="referral_coordinator",
+        phone="614-555-0150",
+        email="rita@maple.example",
+        location=referring_location,
+    )
+    html = client_for("liaison").get(reverse("directory:contacts")).content.decode()
+    assert 'class="results stack"' in html and 'data-label="Role"' in html
+    assert 'href="tel:(614) 555-0150"' in html and 'href="mailto:rita@maple.example"' in html
