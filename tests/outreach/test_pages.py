@@ -395,6 +395,20 @@ def test_the_account_page_does_a_fixed_number_of_queries(
         c.get(reverse("outreach:account", args=[account.pk]))
 
 
+def test_the_account_page_leads_to_its_people_and_their_referrals(client_for, account, office):
+    from liaison.directory import services as directory
+
+    directory.create_contact(
+        office.practice, actor="test", first_name="Emily", last_name="Hayes", role="referral_coordinator",
+        phone="614-555-0160", email="emily@maple.example", location=office.location,
+    )  # fmt: skip
+    page = client_for("liaison").get(reverse("outreach:account", args=[account.pk])).content.decode()
+    assert 'href="tel:(614) 555-0160"' in page and 'href="mailto:emily@maple.example"' in page
+    for provider in (office.dr_family, office.dr_second):
+        assert reverse("directory:provider", args=[provider.pk]) in page
+        assert reverse("analytics:referrer", args=[provider.pk]) in page
+
+
 # Ledger report -----------------------------------------------------------------------------------------
 
 
