@@ -176,6 +176,7 @@ class QueueForm(forms.Form):
     urgency = forms.ChoiceField(choices=[("", "any urgency"), *Urgency.choices], required=False)
     patient = forms.CharField(required=False, label="Patient last name", max_length=100)
     sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
+    referrer = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput)
     step = forms.ChoiceField(
         choices=[("", "any step"), *SlaKind.choices],
         required=False,

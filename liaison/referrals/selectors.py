@@ -61,6 +61,7 @@ class QueueFilters:
     patient: str = ""  # last name, matched exactly through its blind index
     sort: str = "urgency"
     step: str = ""  # with the overdue view: only this step (an SlaKind)
+    referrer: int | None = None  # one referring provider's referrals
 
 
 def _open_breach(step: str = "") -> Exists:
@@ -98,6 +99,8 @@ def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
         qs = qs.filter(status=Status.SEEN)
     elif f.view == "to_match":
         qs = qs.filter(referrer_to_match=True)
+    if f.referrer:
+        qs = qs.filter(referring_provider_id=f.referrer)
     if f.site:
         qs = qs.filter(site_id=f.site)
     if f.service_line:

@@ -96,6 +96,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         patient=data.get("patient", ""),
         sort=data.get("sort") or "urgency",
         step=data.get("step", "") if data.get("view") == "overdue" else "",
+        referrer=data.get("referrer"),
     )
     page = selectors.queue_paginator(request.user, filters).get_page(source.get("page"))
     services.record_phi_list(request.user, page.object_list)
@@ -110,6 +111,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "now": timezone.now(),
         # Pages of a search for a patient are asked for by posting the form again.
         "page_form": "queue-filters" if data.get("patient") else "",
+        "referrer": Provider.objects.filter(pk=filters.referrer).first() if filters.referrer else None,
     }
     if request.htmx and not request.htmx.boosted:
         response = render(request, "referrals/_queue_results.html", ctx)

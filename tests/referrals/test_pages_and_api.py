@@ -481,3 +481,28 @@ def test_a_referrer_with_several_offices_is_asked_which_one_sent_it(
     assert (
         "Which office sent it?" not in c.get(reverse("referrals:detail", args=[referral.pk])).content.decode()
     )
+
+
+def test_a_referrer_s_page_leads_a_coordinator_to_its_referrals(
+    client_for, make_referral, referring_provider
+):
+    from liaison.directory.models import Provider
+
+    other = Provider.objects.create(first_name="Olive", last_name="Other", npi=make_npi(77))
+    mine = make_referral()
+    theirs = make_referral(patient_last_name="Second")
+    Referral.objects.filter(pk=theirs.pk).update(referring_provider=other)
+    c = client_for("coordinator")
+    page = c.get(reverse("directory:provider", args=[referring_provider.pk])).content.decode()
+    link = f"/referrals/?referrer={referring_provider.pk}"
+    assert link in page
+    queue = c.get(link).content.decode()
+    assert f"#{mine.pk}</small>" in queue and f"#{theirs.pk}</small>" not in queue
+    assert "Referrals from" in queue and referring_provider.display_name in queue
+    # A liaison's provider page has no way into the referrals.
+    assert (
+        "/referrals/?referrer"
+        not in client_for("liaison")
+        .get(reverse("directory:provider", args=[referring_provider.pk]))
+        .content.decode()
+    )
