@@ -137,9 +137,16 @@ def volume_table(f: VolumeFilters, as_of: date) -> Table:
         ],
         note="Counted by the date each referral was received.",
     )
+    last_day = as_of + timedelta(days=1)
+    partial = (last_day - week_start(as_of)).days < 7 if f.grain == Grain.WEEK else last_day.day != 1
+    if partial:
+        grain = "week" if f.grain == Grain.WEEK else "month"
+        table.note += f" The last {grain} is partial, to {as_of:%b %-d, %Y} (marked *): not a drop."
     for period in periods:
         row = totals.get(period, {})
         label = period.isoformat() if f.grain == Grain.WEEK else period.strftime("%Y-%m")
+        if partial and period == periods[-1]:
+            label += "*"
         table.rows.append(
             {
                 "period": label,

@@ -153,6 +153,9 @@ def _slice_options() -> dict[str, list[tuple[Any, str]]]:
     }
 
 
+SLICE_LABELS = {"site": "site", "physician": "physician", "service_line": "service line", "payer": "payer"}
+
+
 @analytics_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     f = _volume_filters(request)
@@ -169,14 +172,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         }
         for key, (_, label) in selectors.SLICES.items()
     ]
-    tables = [
-        selectors.volume_table(f, as_of),
-        split,
-        selectors.alerts_table(),
+    referrer_tables = [
         selectors.top_referrers(f, as_of),
         selectors.new_referrers(f, as_of),
         selectors.lapsed_referrers(f, as_of),
     ]
+    # The referrer figures are kept per referrer, specialty and territory only: say so when a filter
+    # they cannot follow is set, rather than show them as if filtered.
+    ignored = [SLICE_LABELS[k] for k in ("site", "physician", "service_line", "payer") if getattr(f, k)]
+    if ignored:
+        for table in referrer_tables:
+            table.note = (
+                f"Every {' and every '.join(ignored)}: the {' and '.join(ignored)} filter applies to the chart "
+                f"and the split above, not to the referrers' figures. {table.note}"
+            ).strip()
+    tables = [selectors.volume_table(f, as_of), split, selectors.alerts_table(), *referrer_tables]
     return _page(
         request,
         "analytics/dashboard.html",

@@ -380,3 +380,15 @@ def test_office_informed_within_a_day_counts_a_letter_when_it_was_faxed(
     refresh(as_of=AS_OF)
     row = next(r for r in snapshot("kpis")["coordinators"] if r["user"] == coordinator.pk)
     assert row["notified"] == 3 and row["notify_within_day"] == pytest.approx(1 / 3)
+
+
+def test_the_dashboard_marks_the_month_in_progress_and_says_which_tables_a_filter_skips(
+    refreshed, client_for
+):
+    c = client_for("manager")
+    html = c.get("/analytics/").content.decode()
+    assert f"{AS_OF:%Y-%m}*" in html and "The last month is partial, to Jun 15, 2026" in html
+    assert "filter applies to the chart" not in html
+    filtered = c.get("/analytics/", {"payer": "Aetna"}).content.decode()
+    top = filtered.split('id="table-top_referrers"')[1].split("</section>")[0]
+    assert "Every payer: the payer filter applies to the chart and the split above" in top
