@@ -515,36 +515,47 @@ def drill_groups(base: QuerySet[Any]) -> QuerySet[Any]:
     )
 
 
+SIDE_COLUMNS = [
+    Column("referrer", "Referrer"),
+    Column("practice", "Practice"),
+    Column("site", "Our site"),
+    Column("physician", "Our physician"),
+    Column("service_line", "Service line"),
+]
+
+
+def _sides(r: dict[str, Any]) -> dict[str, str]:
+    """Who sent the referrals of a drill-down row, and where they went on our side."""
+    referrer = " ".join(
+        x for x in (r["referring_provider__first_name"], r["referring_provider__last_name"]) if x
+    )
+    physician = r["referred_to_physician__last_name"]
+    return {
+        "referrer": referrer or "(to match)",
+        "practice": r["referring_location__practice__name"] or "",
+        "site": r["site__name"] or "",
+        "physician": f"Dr. {physician}" if physician else "",
+        "service_line": r["service_line__name"] or "",
+    }
+
+
 def drill_group_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(
         name="referrals",
         title="Referrals",
         columns=[
             Column("month", "Month received"),
-            Column("referrer", "Referrer"),
-            Column("practice", "Practice"),
-            Column("site", "Our site"),
-            Column("physician", "Our physician"),
-            Column("service_line", "Service line"),
+            *SIDE_COLUMNS,
             Column("referrals", "Referrals", True),
             Column("scheduled", "Scheduled", True),
             Column("seen", "Seen", True),
         ],
     )
     for r in rows:
-        referrer = " ".join(
-            x for x in (r["referring_provider__first_name"], r["referring_provider__last_name"]) if x
-        )
         table.rows.append(
             {
                 "month": r["month"].strftime("%Y-%m"),
-                "referrer": referrer or "(to match)",
-                "practice": r["referring_location__practice__name"] or "",
-                "site": r["site__name"] or "",
-                "physician": f"Dr. {r['referred_to_physician__last_name']}"
-                if r["referred_to_physician__last_name"]
-                else "",
-                "service_line": r["service_line__name"] or "",
+                **_sides(r),
                 "referrals": r["referrals"],
                 "scheduled": r["scheduled"],
                 "seen": r["seen"],
@@ -566,31 +577,18 @@ def drill_table(rows: list[dict[str, Any]]) -> Table:
         columns=[
             Column("referral", "Referral"),
             Column("received", "Received"),
-            Column("referrer", "Referrer"),
-            Column("practice", "Practice"),
-            Column("site", "Our site"),
-            Column("physician", "Our physician"),
-            Column("service_line", "Service line"),
+            *SIDE_COLUMNS,
             Column("payer", "Payer"),
             Column("status", "Status"),
         ],
     )
     labels = dict(Status.choices)
     for r in rows:
-        referrer = " ".join(
-            x for x in (r["referring_provider__first_name"], r["referring_provider__last_name"]) if x
-        )
         table.rows.append(
             {
                 "referral": f"#{r['pk']}",
                 "received": r["received_at"].astimezone(tz).strftime("%Y-%m-%d"),
-                "referrer": referrer or "(to match)",
-                "practice": r["referring_location__practice__name"] or "",
-                "site": r["site__name"] or "",
-                "physician": f"Dr. {r['referred_to_physician__last_name']}"
-                if r["referred_to_physician__last_name"]
-                else "",
-                "service_line": r["service_line__name"] or "",
+                **_sides(r),
                 "payer": r["payer"] or "",
                 "status": labels.get(r["status"], r["status"]),
             }
