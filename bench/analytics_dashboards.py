@@ -198,13 +198,13 @@ def measure(n_requests: int) -> list[tuple[str, str, list[float]]]:
 
     results.append(("drill-down", "a referrer's page", timed(referrer_page, n_requests)))
     results.append(("drill-down", "a referrer's referrals", timed(referrer_drill, n_requests)))
-    # A liaison sees counts per month, referrer and our side instead of a row per referral.
+    # A liaison's drill-down: the month, no referral number, no payer.
     liaison = get_user_model().objects.create_user("l@example.org", "x" * 16, full_name="L", role="liaison")
     counts = Client()
     counts.force_login(liaison)
     for name, url in (
-        ("referrals of one month, as counts (liaison)", f"/analytics/referrals/?grain=month&period={month}"),
-        ("a referrer's referrals, as counts (liaison)", f"/analytics/referrals/?provider={top[0]}"),
+        ("referrals of one month (liaison)", f"/analytics/referrals/?grain=month&period={month}"),
+        ("one site, never scheduled (liaison)", f"/analytics/referrals/?site={site}&outcome=never_scheduled"),
     ):
 
         def get_counts(url: str = url) -> None:

@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Substr, TruncMonth
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import Substr
 from django.urls import reverse
 from django.utils import timezone
 
@@ -484,37 +484,6 @@ DRILL_VALUES = (
 )
 
 
-GROUP_VALUES = (
-    "referring_provider__first_name",
-    "referring_provider__last_name",
-    "referring_location__practice__name",
-    "site__name",
-    "referred_to_physician__last_name",
-    "service_line__name",
-)
-
-
-def drill_groups(base: QuerySet[Any]) -> QuerySet[Any]:
-    """The referrals behind a figure as counts per month, referrer and our side: what roles without
-    access to patient data see, and what every export holds. One row per referral, with its month
-    and payer, would describe a patient (dates other than the year are identifiers under HIPAA's
-    Safe Harbor rule); counts do not, and no payer is shown."""
-    tz = timezone.get_current_timezone()
-    return (
-        base.order_by()
-        .annotate(month=TruncMonth("received_at", tzinfo=tz))
-        .values("month", *GROUP_VALUES)
-        .annotate(
-            referrals=Count("pk"),
-            scheduled=Count("pk", filter=Q(appointment_at__isnull=False)),
-            seen=Count("pk", filter=Q(seen_at__isnull=False)),
-        )
-        .order_by(
-            "-month", "referring_provider__last_name", "referring_provider__first_name", *GROUP_VALUES[2:]
-        )
-    )
-
-
 SIDE_COLUMNS = [
     Column("referrer", "Referrer"),
     Column("practice", "Practice"),
@@ -525,7 +494,7 @@ SIDE_COLUMNS = [
 
 
 def _sides(r: dict[str, Any]) -> dict[str, str]:
-    """Who sent the referrals of a drill-down row, and where they went on our side."""
+    """Who sent a referral, and where it went on our side."""
     referrer = " ".join(
         x for x in (r["referring_provider__first_name"], r["referring_provider__last_name"]) if x
     )
@@ -539,61 +508,35 @@ def _sides(r: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def drill_group_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(
-        name="referrals",
-        title="Referrals",
-        columns=[
-            Column("month", "Month received"),
-            *SIDE_COLUMNS,
-            Column("referrals", "Referrals", True),
-            Column("scheduled", "Scheduled", True),
-            Column("seen", "Seen", True),
-        ],
-    )
-    for r in rows:
-        table.rows.append(
-            {
-                "month": r["month"].strftime("%Y-%m"),
-                **_sides(r),
-                "referrals": r["referrals"],
-                "scheduled": r["scheduled"],
-                "seen": r["seen"],
-            }
-        )
-        table.links.append({})
-    return table
-
-
-def drill_table(rows: list[dict[str, Any]]) -> Table:
-    """One row per referral, with its number and exact date: for roles that may open the referral
-    itself (still no patient field)."""
+def drill_table(rows: list[dict[str, Any]], *, identified: bool, payer: bool) -> Table:
+    """The referrals behind a figure, one row each, never with a patient field. `identified` (roles
+    that may open the referral, on the page) adds its number, linked, and exact date; otherwise the
+    month only, since a number and any date but the year are identifiers under HIPAA's Safe Harbor
+    rule. `payer` (roles that may see patient data) adds the payer, which with a month, a referrer
+    and a service line could point at one patient of a small office."""
     from liaison.referrals.models import Status
 
     tz = timezone.get_current_timezone()
-    table = Table(
-        name="referrals",
-        title="Referrals",
-        columns=[
-            Column("referral", "Referral"),
-            Column("received", "Received"),
-            *SIDE_COLUMNS,
-            Column("payer", "Payer"),
-            Column("status", "Status"),
-        ],
-    )
+    columns = [Column("referral", "Referral")] if identified else []
+    columns += [Column("received", "Received" if identified else "Month received"), *SIDE_COLUMNS]
+    columns += [Column("payer", "Payer")] if payer else []
+    table = Table(name="referrals", title="Referrals", columns=[*columns, Column("status", "Status")])
     labels = dict(Status.choices)
     for r in rows:
-        table.rows.append(
-            {
-                "referral": f"#{r['pk']}",
-                "received": r["received_at"].astimezone(tz).strftime("%Y-%m-%d"),
-                **_sides(r),
-                "payer": r["payer"] or "",
-                "status": labels.get(r["status"], r["status"]),
-            }
-        )
-        table.links.append({"referral": reverse("referrals:detail", args=[r["pk"]])})
+        received = r["received_at"].astimezone(tz)
+        row = {
+            "received": received.strftime("%Y-%m-%d" if identified else "%Y-%m"),
+            **_sides(r),
+            "status": labels.get(r["status"], r["status"]),
+        }
+        links = {}
+        if identified:
+            row["referral"] = f"#{r['pk']}"
+            links["referral"] = reverse("referrals:detail", args=[r["pk"]])
+        if payer:
+            row["payer"] = r["payer"] or ""
+        table.rows.append(row)
+        table.links.append(links)
     return table
 
 
