@@ -71,7 +71,7 @@ def test_a_liaison_logs_a_lunch_with_both_sides_on_a_phone(phone, office_world):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("link", name="Outreach").click()
-    expect(page.get_by_role("heading", name="Today")).to_be_visible()
+    expect(page.get_by_role("heading", name="Today", exact=True)).to_be_visible()
 
     page.get_by_role("link", name="Accounts", exact=True).click()
     page.get_by_role("link", name="Maple Family Medicine").click()
