@@ -163,9 +163,9 @@ def practices_with_details() -> QuerySet[Practice]:
     return Practice.objects.prefetch_related(
         Prefetch(
             "locations",
-            queryset=Location.objects.order_by("name", "city").prefetch_related(
-                Prefetch("providers", queryset=providers)
-            ),
+            queryset=Location.objects.order_by("name", "city")
+            .select_related("referral_preference")
+            .prefetch_related(Prefetch("providers", queryset=providers)),
         ),
         Prefetch("contacts", queryset=Contact.objects.filter(is_active=True).select_related("location")),
     )

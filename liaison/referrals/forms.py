@@ -7,11 +7,12 @@ from django import forms
 from django.utils import timezone
 
 from liaison.accounts.models import PHI_ROLES, User
-from liaison.directory.models import Location, Provider
+from liaison.directory.models import Contact, Location, Provider
 from liaison.referrals.models import (
     Channel,
     ContactOutcome,
     DeclineReason,
+    NotifyBy,
     ServiceLine,
     SlaKind,
     Status,
@@ -212,3 +213,20 @@ class EditForm(forms.Form):
         _our_choices(self)
 
     clean_icd10_codes = IntakeForm.clean_icd10_codes
+
+
+class OfficePreferenceForm(forms.Form):
+    notify_by = forms.ChoiceField(choices=NotifyBy.choices, label="How this office hears about its referrals")
+    contact = forms.ModelChoiceField(
+        queryset=Contact.objects.none(),
+        required=False,
+        label="Who gets the emails",
+        help_text="usually the referral coordinator; emails never carry patient data",
+    )
+    fhir_endpoint = forms.URLField(required=False, label="FHIR endpoint (base URL)", assume_scheme="https")
+
+    def __init__(self, *args: Any, location: Location, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["contact"].queryset = Contact.objects.filter(
+            practice_id=location.practice_id, is_active=True
+        )

@@ -30,6 +30,7 @@ from liaison.referrals.models import (
     EventKind,
     Notification,
     NotifyBy,
+    OfficePreference,
     Referral,
     ReferralDocument,
     ReferralEvent,
@@ -493,6 +494,39 @@ def match_referrer(
         if latest is not None and not Notification.objects.filter(event=latest).exists():
             _notify_on_commit(latest)
     return referral
+
+
+@transaction.atomic
+def set_office_preference(
+    location: Location, *, actor: Any, notify_by: str, contact: Any = None, fhir_endpoint: str = ""
+) -> OfficePreference:
+    """How a referring office wants to hear about its referrals (a letter by default)."""
+    if notify_by not in NotifyBy.values:
+        raise ValidationError({"notify_by": ["Letter, email, FHIR or none."]})
+    if contact is not None and contact.practice_id != location.practice_id:
+        raise ValidationError({"contact": ["Pick someone who works at this practice."]})
+    if notify_by == NotifyBy.EMAIL and (contact is None or not contact.email):
+        raise ValidationError(
+            {"contact": ["Emails go to a person with an email address: pick one (or add theirs)."]}
+        )
+    if fhir_endpoint and not fhir_endpoint.startswith(("https://", "http://")):
+        raise ValidationError({"fhir_endpoint": ["The FHIR endpoint is an http(s) URL."]})
+    preference, _ = OfficePreference.objects.get_or_create(location=location)
+    before = {
+        "notify_by": preference.notify_by,
+        "contact": preference.contact_id,
+        "fhir_endpoint": preference.fhir_endpoint,
+    }
+    preference.notify_by, preference.contact, preference.fhir_endpoint = notify_by, contact, fhir_endpoint
+    preference.save()
+    after = {"notify_by": notify_by, "contact": getattr(contact, "pk", None), "fhir_endpoint": fhir_endpoint}
+    record(
+        actor,
+        "office_preference",
+        location,
+        changes={k: [before[k], v] for k, v in after.items() if before[k] != v},
+    )
+    return preference
 
 
 @transaction.atomic

@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:pk>/documents/<int:doc_pk>/", views.document, name="document"),
     path("<int:pk>/letters/<int:notification_pk>/", views.letter, name="letter"),
     path("<int:pk>/letters/<int:notification_pk>/sent/", views.letter_sent, name="letter_sent"),
+    path("offices/<int:location_pk>/updates/", views.office_updates, name="office_updates"),
     path("<int:pk>/match/", views.match_referrer, name="match_referrer"),
     path("<int:pk>/refer-out/", views.refer_out, name="refer_out"),
     path("<int:pk>/emergency-access/", views.emergency_access, name="emergency_access"),

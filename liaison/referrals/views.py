@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -31,6 +32,7 @@ from liaison.referrals.forms import (
     EditForm,
     IntakeForm,
     NoteForm,
+    OfficePreferenceForm,
     QueueForm,
     StatusForm,
 )
@@ -39,6 +41,7 @@ from liaison.referrals.models import (
     Holiday,
     Notification,
     NotifyBy,
+    OfficePreference,
     ReferralDocument,
     ServiceLine,
     Status,
@@ -431,6 +434,43 @@ def match_referrer(request: HttpRequest, pk: int) -> HttpResponse:
         where = f" at {location.practice.name}" if location is not None else ""
         messages.success(request, f"Referrer matched: {provider.display_name}{where}.")
     return _back(referral)
+
+
+@phi_required
+def office_updates(request: HttpRequest, location_pk: int) -> HttpResponse:
+    """How a referring office wants to hear about its referrals: a letter, an email to one of its
+    people, a FHIR Task update, or nothing."""
+    if not request.user.has_role("admin", "manager", "coordinator"):
+        raise PermissionDenied("Coordinators, managers and admins set how an office is kept informed.")
+    location = get_object_or_404(
+        Location.objects.select_related("practice"), pk=location_pk, practice__is_ours=False
+    )
+    current = OfficePreference.objects.filter(location=location).first()
+    initial = (
+        {
+            "notify_by": current.notify_by,
+            "contact": current.contact_id,
+            "fhir_endpoint": current.fhir_endpoint,
+        }
+        if current
+        else {"notify_by": NotifyBy.LETTER}
+    )
+    form = OfficePreferenceForm(request.POST or None, location=location, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_office_preference(location, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(
+                request, f"{location.practice.name}: updates by {form.cleaned_data['notify_by']}."
+            )
+            return redirect(next_url(request, reverse("directory:practice", args=[location.practice_id])))
+    return render(
+        request,
+        "referrals/office_updates.html",
+        {"form": form, "location": location, "nav": "referrals", "next": request.GET.get("next", "")},
+    )
 
 
 @phi_required

@@ -248,3 +248,35 @@ def test_an_office_sends_a_referral_with_a_document_through_the_portal(
     referral = Referral.objects.get(channel="portal")
     assert referral.referring_provider == referring_provider and referral.documents.count() == 1
     assert referral.events.first().actor_label == "portal:rita@maple.example"
+
+
+def test_a_coordinator_sets_how_an_office_hears_about_its_referrals(
+    client_for, referring_location, office_contact, make_referral, django_capture_on_commit_callbacks
+):
+    c = client_for("coordinator")
+    practice_page = c.get(
+        reverse("directory:practice", args=[referring_location.practice_id])
+    ).content.decode()
+    url = reverse("referrals:office_updates", args=[referring_location.pk])
+    assert url in practice_page and "Letter / fax (PDF), the default" in practice_page
+    # Email needs someone with an address at that practice.
+    refused = c.post(url, {"notify_by": "email"}).content.decode()
+    assert "Emails go to a person with an email address" in refused
+    c.post(url, {"notify_by": "email", "contact": office_contact.pk})
+    preference = OfficePreference.objects.get(location=referring_location)
+    assert preference.notify_by == "email" and preference.contact == office_contact
+    assert AuditEvent.objects.filter(
+        action="office_preference", object_id=str(referring_location.pk)
+    ).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        referral = make_referral()
+    assert referral.notifications.get().channel == "email" and mail.outbox[-1].to == ["rita@maple.example"]
+    # Liaisons and analysts cannot change it (and do not see the link).
+    for role in ("liaison", "analyst"):
+        assert client_for(role).get(url).status_code == 403
+        page = (
+            client_for(role, email=f"{role}2@example.org")
+            .get(reverse("directory:practice", args=[referring_location.practice_id]))
+            .content.decode()
+        )
+        assert url not in page
