@@ -21,6 +21,9 @@ class Role(models.TextChoices):
 PHI_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.COORDINATOR, Role.PHYSICIAN})
 DIRECTORY_EDITOR_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR})
 READ_ONLY_ROLES = frozenset({Role.ANALYST})
+# Working the referrals (the queue's assignees, service levels, how each office is kept informed):
+# the roles that see patient data, physicians apart (they see their own patients' referrals).
+REFERRAL_WORKER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.COORDINATOR})
 # Outreach (accounts, activities, tasks, issues) holds no patient data. Physicians see only their
 # own tasks and the lunches they attend, through their own pages.
 OUTREACH_READER_ROLES = frozenset({Role.ADMIN, Role.MANAGER, Role.LIAISON, Role.COORDINATOR, Role.ANALYST})
@@ -103,6 +106,10 @@ class User(AbstractBaseUser):
     @property
     def can_see_phi(self) -> bool:
         return self.is_active and self.role in PHI_ROLES
+
+    @property
+    def can_work_referrals(self) -> bool:
+        return self.is_active and self.role in REFERRAL_WORKER_ROLES
 
     @property
     def can_edit_directory(self) -> bool:

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from liaison.accounts.models import User
+from liaison.accounts.models import REFERRAL_WORKER_ROLES, User
 from liaison.core.forms import apply_errors
 from liaison.core.phi import decrypt_bytes
 from liaison.core.views import next_url
@@ -110,7 +110,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "hx_target": "#results",
         "view": filters.view,
         "views": selectors.QUEUE_VIEWS,
-        "coordinators": User.objects.filter(is_active=True, role__in=["coordinator", "manager", "admin"]),
+        "coordinators": User.objects.filter(is_active=True, role__in=REFERRAL_WORKER_ROLES),
         "now": timezone.now(),
         # Pages of a search for a patient are asked for by posting the form again.
         "page_form": "queue-filters" if data.get("patient") else "",
@@ -440,7 +440,7 @@ def match_referrer(request: HttpRequest, pk: int) -> HttpResponse:
 def office_updates(request: HttpRequest, location_pk: int) -> HttpResponse:
     """How a referring office wants to hear about its referrals: a letter, an email to one of its
     people, a FHIR Task update, or nothing."""
-    if not request.user.has_role("admin", "manager", "coordinator"):
+    if not request.user.can_work_referrals:
         raise PermissionDenied("Coordinators, managers and admins set how an office is kept informed.")
     location = get_object_or_404(
         Location.objects.select_related("practice"), pk=location_pk, practice__is_ours=False
@@ -463,7 +463,8 @@ def office_updates(request: HttpRequest, location_pk: int) -> HttpResponse:
             apply_errors(form, exc)
         else:
             messages.success(
-                request, f"{location.practice.name}: updates by {form.cleaned_data['notify_by']}."
+                request,
+                f"{location.practice.name}: updates by {NotifyBy(form.cleaned_data['notify_by']).label.lower()}.",
             )
             return redirect(next_url(request, reverse("directory:practice", args=[location.practice_id])))
     return render(
@@ -476,7 +477,7 @@ def office_updates(request: HttpRequest, location_pk: int) -> HttpResponse:
 @phi_required
 def service_levels(request: HttpRequest) -> HttpResponse:
     """The manager view: what is overdue, for whom; performance over 90 days. Counts only."""
-    if not request.user.has_role("admin", "manager", "coordinator"):
+    if not request.user.can_work_referrals:
         raise PermissionDenied
     ctx = {
         "overdue": selectors.overdue_summary(),

@@ -271,8 +271,8 @@ def test_a_coordinator_sets_how_an_office_hears_about_its_referrals(
     with django_capture_on_commit_callbacks(execute=True):
         referral = make_referral()
     assert referral.notifications.get().channel == "email" and mail.outbox[-1].to == ["rita@maple.example"]
-    # Liaisons and analysts cannot change it (and do not see the link).
-    for role in ("liaison", "analyst"):
+    # Liaisons, analysts and physicians cannot change it (and do not see the link).
+    for role in ("liaison", "analyst", "physician"):
         assert client_for(role).get(url).status_code == 403
         page = (
             client_for(role, email=f"{role}2@example.org")
