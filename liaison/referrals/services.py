@@ -25,6 +25,7 @@ from liaison.directory.validators import normalize_phone
 from liaison.referrals.models import (
     PHI_FIELDS,
     TRANSITIONS,
+    ContactOutcome,
     DeclineReason,
     EmergencyAccess,
     EventKind,
@@ -415,10 +416,10 @@ def record_contact(
     referral: Referral, *, actor: Any, outcome: str, note: str = "", at: dt.datetime | None = None
 ) -> ReferralEvent:
     """A call or message to the patient ('reached', 'left message', 'no answer')."""
-    if outcome not in ("reached", "left_message", "no_answer", "wrong_number"):
+    if outcome not in ContactOutcome.values:
         raise ValidationError({"outcome": ["Reached, left a message, no answer or wrong number."]})
     now = at or timezone.now()
-    if referral.first_contact_at is None and outcome in ("reached", "left_message"):
+    if referral.first_contact_at is None and outcome in (ContactOutcome.REACHED, ContactOutcome.LEFT_MESSAGE):
         Referral.objects.filter(pk=referral.pk).update(first_contact_at=now)
         referral.first_contact_at = now
     event = _event(referral, EventKind.CONTACT, actor=actor, at=now, note=note, data={"outcome": outcome})
