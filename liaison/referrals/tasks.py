@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from liaison.core.jobs import job, periodic
 from liaison.referrals.models import Referral, ReferralEvent, SlaBreach, SlaKind, Status
-from liaison.referrals.sla import due_dates, holidays_between
+from liaison.referrals.sla import Due, due_dates, holidays_between
 
 
 @job
@@ -43,11 +43,18 @@ def check_service_levels() -> dict[str, int]:
                 if due.done_at is None:
                     _task_for_assignee(referral, due.kind, now)
                 opened += 1
-            elif breach is not None and breach.resolved_at is None and due.done_at is not None:
-                SlaBreach.objects.filter(pk=breach.pk).update(resolved_at=due.done_at)
-                _close_task(referral, due.kind)
-                resolved += 1
+            elif breach is not None and breach.resolved_at is None:
+                resolved += _resolve_if_done(referral, breach, due)
     return {"opened": opened, "resolved": resolved}
+
+
+def _resolve_if_done(referral: Referral, breach: SlaBreach, due: Due) -> int:
+    """An open breach whose step has been done is resolved, with its coordinator's task."""
+    if due.done_at is None:
+        return 0
+    SlaBreach.objects.filter(pk=breach.pk).update(resolved_at=due.done_at)
+    _close_task(referral, due.kind)
+    return 1
 
 
 def resolve_done_steps(referral: Referral) -> int:
@@ -59,14 +66,11 @@ def resolve_done_steps(referral: Referral) -> int:
     referral = Referral.objects.select_related("service_line").get(pk=referral.pk)
     start = timezone.localtime(referral.received_at).date() - timedelta(days=7)
     holidays = holidays_between(start, timezone.localdate() + timedelta(days=120))
-    resolved = 0
-    for due in due_dates(referral, holidays):
-        breach = open_breaches.get(due.kind)
-        if breach is not None and due.done_at is not None:
-            SlaBreach.objects.filter(pk=breach.pk).update(resolved_at=due.done_at)
-            _close_task(referral, due.kind)
-            resolved += 1
-    return resolved
+    return sum(
+        _resolve_if_done(referral, open_breaches[due.kind], due)
+        for due in due_dates(referral, holidays)
+        if due.kind in open_breaches
+    )
 
 
 def _task_for_assignee(referral: Referral, kind: str, now: datetime) -> None:
