@@ -153,9 +153,6 @@ def _slice_options() -> dict[str, list[tuple[Any, str]]]:
     }
 
 
-SLICE_LABELS = {"site": "site", "physician": "physician", "service_line": "service line", "payer": "payer"}
-
-
 @analytics_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     f = _volume_filters(request)
@@ -179,12 +176,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     ]
     # The referrer figures are kept per referrer, specialty and territory only: say so when a filter
     # they cannot follow is set, rather than show them as if filtered.
-    ignored = [SLICE_LABELS[k] for k in ("site", "physician", "service_line", "payer") if getattr(f, k)]
+    ignored = [
+        f"“{selectors.SLICES[k][1]}”" for k in ("site", "physician", "service_line", "payer") if getattr(f, k)
+    ]
     if ignored:
         for table in referrer_tables:
             table.note = (
-                f"Every {' and every '.join(ignored)}: the {' and '.join(ignored)} filter applies to the chart "
-                f"and the split above, not to the referrers' figures. {table.note}"
+                f"The {' and '.join(ignored)} filter{'s' if len(ignored) > 1 else ''} above "
+                f"appl{'y' if len(ignored) > 1 else 'ies'} to the chart and the split, not to these "
+                f"referrers' figures (counted over every one). {table.note}"
             ).strip()
     tables = [selectors.volume_table(f, as_of), split, selectors.alerts_table(), *referrer_tables]
     return _page(

@@ -389,7 +389,7 @@ def test_the_dashboard_marks_the_month_in_progress_and_says_which_tables_a_filte
     c = client_for("manager")
     html = c.get("/analytics/").content.decode()
     assert f"{AS_OF:%Y-%m}*" in html and "The last month is partial, to Jun 15, 2026" in html
-    assert "filter applies to the chart" not in html
+    assert "applies to the chart and the split" not in html
     filtered = c.get("/analytics/", {"payer": "Aetna"}).content.decode()
     top = filtered.split('id="table-top_referrers"')[1].split("</section>")[0]
-    assert "Every payer: the payer filter applies to the chart and the split above" in top
+    assert "The “Payer” filter above applies to the chart and the split, not to these referrers" in top
