@@ -39,7 +39,6 @@ OPEN_STATUSES = (
     Status.NO_SHOW,
     Status.NOTE_SENT,
 )
-# Where each status may go next; "reopen" goes back to received from an ending.
 # The button that moves a referral to each status, as a verb ("Accept", not "Accepted").
 ACTION_LABELS = {
     Status.RECEIVED: "Re-open",
@@ -53,6 +52,7 @@ ACTION_LABELS = {
     Status.CLOSED: "Close",
 }
 
+# Where each status may go next; "reopen" goes back to received from an ending.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     Status.RECEIVED: (Status.ACCEPTED, Status.DECLINED, Status.CANCELLED),
     Status.ACCEPTED: (Status.SCHEDULED, Status.DECLINED, Status.CANCELLED),
@@ -543,6 +543,14 @@ class Notification(models.Model):
         ordering = ["created_at"]
         constraints = [
             models.UniqueConstraint(fields=["event", "channel"], name="one_notification_per_milestone")
+        ]
+        # The queue's "Letters to send": the few letters still waiting, not every notification.
+        indexes = [
+            models.Index(
+                fields=["referral"],
+                condition=models.Q(channel="letter", outcome="ready"),
+                name="notification_letter_to_send",
+            )
         ]
 
     def __str__(self) -> str:

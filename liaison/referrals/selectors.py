@@ -69,12 +69,11 @@ def _open_breach(step: str = "") -> Exists:
     return Exists(breaches.filter(kind=step) if step else breaches)
 
 
-def _letter_to_send() -> Exists:
-    return Exists(
-        Notification.objects.filter(
-            referral=OuterRef("pk"), channel=NotifyBy.LETTER, outcome=Notification.Outcome.READY
-        )
-    )
+def _letter_to_send() -> Q:
+    """Referrals with a letter still to fax or mail, read from the waiting letters' own index
+    (an EXISTS per referral would read the whole referral table)."""
+    waiting = Notification.objects.filter(channel=NotifyBy.LETTER, outcome=Notification.Outcome.READY)
+    return Q(pk__in=waiting.values("referral_id"))
 
 
 def work_queue(user: Any, f: QueueFilters) -> QuerySet[Referral]:
